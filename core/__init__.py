@@ -1,0 +1,52 @@
+"""hizkit: compare classifiers of high-redshift galaxies and brown dwarfs in JWST NIRCam data.
+
+The core package holds the plugin contracts, the registry and the benchmark harness; every
+data source, preprocessor, classifier and evaluator is a plugin (see ``hizkit.plugins``).
+"""
+
+from hizkit.contracts import (
+    Classifier,
+    DataSource,
+    Evaluation,
+    Evaluator,
+    Plugin,
+    Preprocessor,
+)
+from hizkit.dataset import (
+    CLASSES,
+    NIRCAM_BANDS,
+    Z_HIGH,
+    Dataset,
+    Split,
+    ab_mag,
+    flux_col,
+    fluxerr_col,
+    make_split,
+    radius_col,
+)
+from hizkit.errors import HizkitError
+from hizkit.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLASSES",
+    "NIRCAM_BANDS",
+    "Z_HIGH",
+    "Classifier",
+    "DataSource",
+    "Dataset",
+    "Evaluation",
+    "Evaluator",
+    "HizkitError",
+    "Plugin",
+    "Preprocessor",
+    "Split",
+    "__version__",
+    "ab_mag",
+    "flux_col",
+    "fluxerr_col",
+    "hookimpl",
+    "make_split",
+    "radius_col",
+]

@@ -1,0 +1,203 @@
+"""The four plugin contracts: data sources, preprocessors, classifiers, evaluators.
+
+Conventions follow scikit-learn: ``__init__`` only stores its keyword parameters (so
+``get_params`` can read them back), learned state ends in ``_``, and ``fit`` returns self.
+Every plugin class carries a unique ``name`` and a one-line ``description``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from hizkit.dataset import CLASSES, Dataset
+from hizkit.errors import HizkitError
+
+Input = Literal["cutouts", "photometry", "features", "unlabelled"]
+
+
+class Plugin:
+    """What every plugin class shares: a name, a description and its parameters."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind in kinds]
+
+    @classmethod
+    def create(cls, **params: Any) -> Plugin:
+        """Instantiate with user-given parameters, rejecting unknown names in one line."""
+        known = cls.param_names()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise HizkitError(
+                f"{cls.kind} '{cls.name}' has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters are: {', '.join(known) or '(none)'}"
+            )
+        try:
+            return cls(**params)
+        except (TypeError, ValueError) as exc:
+            raise HizkitError(f"{cls.kind} '{cls.name}': {exc}") from None
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.param_names()}
+
+    def set_params(self, **params: Any) -> Plugin:
+        for k, v in params.items():
+            if k not in self.param_names():
+                raise HizkitError(f"{self.kind} '{self.name}' has no parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class DataSource(Plugin, ABC):
+    """Turns a location into a :class:`Dataset`.
+
+    ``hizkit bench --data NAME[:LOCATION]`` creates the source with the options of the
+    ``[data]`` config table and calls :meth:`load` with LOCATION (``None`` when absent).
+    """
+
+    kind: ClassVar[str] = "data_source"
+
+    @abstractmethod
+    def load(self, location: str | None = None) -> Dataset:
+        """Return the dataset. Raise :class:`HizkitError` for unreadable or bad input."""
+
+
+class Preprocessor(Plugin, ABC):
+    """A step between the split and the classifier.
+
+    ``fit`` sees the training part only; ``transform`` may see any part. Set
+    ``training_only = True`` for steps that must never touch validation or test data
+    (augmentation): the harness applies them to the training part alone. Set
+    ``per_source = True`` when the step has no fitted state and treats each source on its
+    own (segmentation): the harness may then run it once over the whole dataset.
+    """
+
+    kind: ClassVar[str] = "preprocessor"
+    training_only: ClassVar[bool] = False
+    per_source: ClassVar[bool] = False
+
+    def fit(self, train: Dataset) -> Preprocessor:
+        return self
+
+    @abstractmethod
+    def transform(self, data: Dataset) -> Dataset:
+        """Return a new dataset; never modify ``data`` in place."""
+
+    def fit_transform(self, train: Dataset) -> Dataset:
+        return self.fit(train).transform(train)
+
+
+class Classifier(Plugin, ABC):
+    """Maps a prepared dataset to probabilities over :data:`CLASSES`.
+
+    ``requires`` names the inputs it reads; the harness checks the dataset has them.
+    ``preprocessors`` is the default chain of preprocessor names run before it (a config
+    file may replace it). ``save`` / ``load`` use a directory of safe formats only: JSON,
+    ``.npz`` without pickles, torch state dicts loaded with ``weights_only=True``.
+    """
+
+    kind: ClassVar[str] = "classifier"
+    requires: ClassVar[frozenset[Input]] = frozenset()
+    preprocessors: ClassVar[tuple[str, ...]] = ()
+    classes_: tuple[str, ...] = CLASSES
+
+    @abstractmethod
+    def fit(self, train: Dataset, valid: Dataset | None = None) -> Classifier:
+        """Learn from ``train``; ``valid`` may choose epochs or stop early. Return self."""
+
+    @abstractmethod
+    def predict_proba(self, data: Dataset) -> np.ndarray:
+        """Return ``(N, 3)`` probabilities in the order of :data:`CLASSES`, rows summing to 1."""
+
+    def predict(self, data: Dataset) -> np.ndarray:
+        """Return class names, one per source."""
+        return np.asarray(self.classes_)[np.argmax(self.predict_proba(data), axis=1)]
+
+    def save(self, directory: str | Path) -> None:
+        """Write parameters (JSON) and learned state (safe formats) into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"plugin": self.name, "params": self.get_params()}
+        (directory / "classifier.json").write_text(json.dumps(meta, indent=2, default=str))
+        self._save_state(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Classifier:
+        """Rebuild a classifier written by :meth:`save`."""
+        directory = Path(directory)
+        meta_path = directory / "classifier.json"
+        if not meta_path.exists():
+            raise HizkitError(f"{directory}: no classifier.json, not a saved hizkit classifier")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("plugin") != cls.name:
+            raise HizkitError(f"{directory} holds a '{meta.get('plugin')}', not a '{cls.name}'")
+        obj = cls(**meta["params"])
+        obj._load_state(directory)
+        return obj
+
+    @abstractmethod
+    def _save_state(self, directory: Path) -> None:
+        """Write the learned state in a safe format."""
+
+    @abstractmethod
+    def _load_state(self, directory: Path) -> None:
+        """Read back what :meth:`_save_state` wrote."""
+
+
+@dataclass
+class Evaluation:
+    """What an evaluator returns for one classifier in one run.
+
+    ``metrics`` are scalars (averaged over runs in the report); ``details`` hold arrays
+    for figures and the JSON record (confusion matrices, curves), JSON-serialisable.
+    """
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Evaluator(Plugin, ABC):
+    """Turns truth and predicted probabilities on the test part into metrics and figures."""
+
+    kind: ClassVar[str] = "evaluator"
+
+    @abstractmethod
+    def evaluate(
+        self, y_true: np.ndarray, proba: np.ndarray, test: Dataset, classifier: Classifier
+    ) -> Evaluation:
+        """Score one classifier's predictions (``y_true`` holds class indices)."""
+
+    def plot(
+        self, evaluations: dict[str, list[Evaluation]], out_dir: Path, result: Any
+    ) -> list[Path]:
+        """Draw PNG figures into ``out_dir`` and return their paths.
+
+        ``evaluations`` maps each classifier label to its Evaluation of every run;
+        ``result`` is the whole :class:`hizkit.bench.BenchResult` (dataset, splits).
+        """
+        return []
+
+
+CONTRACTS: dict[str, type[Plugin]] = {
+    "data_source": DataSource,
+    "preprocessor": Preprocessor,
+    "classifier": Classifier,
+    "evaluator": Evaluator,
+}

@@ -1,0 +1,196 @@
+"""The Dataset every stage passes on, the class labels, and the shared split."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hizkit.errors import HizkitError
+
+#: The fixed class order of every probability matrix.
+CLASSES: tuple[str, ...] = ("lowz", "highz", "brown_dwarf")
+#: The redshift boundary between the low-z and high-z classes (the poster's).
+Z_HIGH = 4.0
+#: The seven JADES NIRCam broad bands, blue to red.
+NIRCAM_BANDS: tuple[str, ...] = ("F090W", "F115W", "F150W", "F200W", "F277W", "F356W", "F444W")
+
+
+def flux_col(band: str) -> str:
+    """Catalog column of a band's flux in nJy."""
+    return f"flux_{band}"
+
+
+def fluxerr_col(band: str) -> str:
+    """Catalog column of a band's 1-sigma flux error in nJy."""
+    return f"fluxerr_{band}"
+
+
+def radius_col(band: str) -> str:
+    """Catalog column of a band's half-light (flux) radius in arcsec."""
+    return f"radius_{band}"
+
+
+def ab_mag(flux_njy: np.ndarray) -> np.ndarray:
+    """AB magnitude of a flux in nJy (NaN where the flux is not positive)."""
+    flux = np.asarray(flux_njy, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flux > 0, -2.5 * np.log10(flux) + 31.4, np.nan)
+
+
+REQUIRED_COLUMNS = ("id", "ra", "dec")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Sources with their catalog, and optionally their cutouts and derived features.
+
+    Attributes:
+        catalog: one row per source: ``id``, ``ra``, ``dec`` (deg), per band ``flux_<B>`` and
+            ``fluxerr_<B>`` (nJy) and ``radius_<B>`` (arcsec); ``z`` when known; ``label`` in
+            :data:`CLASSES` or missing for unlabelled sources; boolean flags such as ``bimodal``.
+        bands: band names in the order of the cutouts' second axis.
+        pixel_scale: arcsec per pixel of the cutouts.
+        cutouts: float32 ``(N, bands, H, W)``; NaN where a band has no coverage. Optional.
+        features: float ``(N, F)`` derived by preprocessors (e.g. HOG). Optional.
+        unlabelled: a photometry-only catalog (same columns, no labels) for semi-supervised
+            methods. Never split: every part sees the same one.
+        extra_train: sources that may only ever join the training part (e.g. extra
+            simulated brown dwarfs for training-time augmentation).
+        meta: free-form provenance (source name, parameters).
+    """
+
+    catalog: pd.DataFrame
+    bands: tuple[str, ...]
+    pixel_scale: float = 0.03
+    cutouts: np.ndarray | None = None
+    features: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
+    unlabelled: pd.DataFrame | None = None
+    extra_train: Dataset | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in REQUIRED_COLUMNS if c not in self.catalog.columns]
+        if missing:
+            raise HizkitError(f"dataset catalog lacks column(s) {', '.join(missing)}")
+        n = len(self.catalog)
+        if self.cutouts is not None:
+            c = self.cutouts
+            if c.ndim != 4 or c.shape[0] != n or c.shape[1] != len(self.bands):
+                raise HizkitError(
+                    f"cutouts have shape {c.shape}; expected ({n}, {len(self.bands)}, H, W)"
+                )
+            if c.dtype != np.float32:
+                object.__setattr__(self, "cutouts", c.astype(np.float32))
+        if self.features is not None and self.features.shape[0] != n:
+            raise HizkitError(f"features have {self.features.shape[0]} rows for {n} sources")
+        if "label" in self.catalog.columns:
+            bad = set(self.catalog["label"].dropna()) - set(CLASSES)
+            if bad:
+                raise HizkitError(f"unknown label(s) {sorted(bad)}; labels are {CLASSES}")
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    @property
+    def y(self) -> np.ndarray:
+        """Class indices into :data:`CLASSES`; -1 for unlabelled sources."""
+        if "label" not in self.catalog.columns:
+            return np.full(len(self), -1, dtype=int)
+        codes = {c: i for i, c in enumerate(CLASSES)}
+        return self.catalog["label"].map(codes).fillna(-1).to_numpy(dtype=int)
+
+    @property
+    def has_photometry(self) -> bool:
+        return all(flux_col(b) in self.catalog.columns for b in self.bands)
+
+    def photometry(self, catalog: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Fluxes and errors in nJy as two ``(N, bands)`` arrays."""
+        cat = self.catalog if catalog is None else catalog
+        if not all(flux_col(b) in cat.columns for b in self.bands):
+            raise HizkitError("this dataset has no per-band photometry")
+        flux = cat[[flux_col(b) for b in self.bands]].to_numpy(dtype=float)
+        err = cat[[fluxerr_col(b) for b in self.bands]].to_numpy(dtype=float)
+        return flux, err
+
+    def replace(self, **changes: Any) -> Dataset:
+        """A copy with some attributes replaced (arrays are shared, not copied)."""
+        return dataclasses.replace(self, **changes)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> Dataset:
+        """The sources at ``index`` (positions), in that order. Keeps ``unlabelled``."""
+        idx = np.asarray(index, dtype=int)
+        return self.replace(
+            catalog=self.catalog.iloc[idx].reset_index(drop=True),
+            cutouts=None if self.cutouts is None else self.cutouts[idx],
+            features=None if self.features is None else self.features[idx],
+            extra_train=None,
+        )
+
+    def concat(self, other: Dataset) -> Dataset:
+        """This dataset followed by ``other`` (same bands and pixel scale)."""
+        if other.bands != self.bands:
+            raise HizkitError(f"cannot join datasets with bands {self.bands} and {other.bands}")
+
+        def join(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+            if a is None and b is None:
+                return None
+            if a is None or b is None:
+                raise HizkitError("cannot join a dataset with cutouts to one without")
+            return np.concatenate([a, b])
+
+        return self.replace(
+            catalog=pd.concat([self.catalog, other.catalog], ignore_index=True),
+            cutouts=join(self.cutouts, other.cutouts),
+            features=join(self.features, other.features),
+            extra_train=None,
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Positions of the train, validation and test sources; one per run, shared by all."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    seed: int
+
+    def parts(self) -> dict[str, np.ndarray]:
+        return {"train": self.train, "valid": self.valid, "test": self.test}
+
+
+def make_split(
+    y: np.ndarray, seed: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+) -> Split:
+    """A stratified train / validation / test split of the labelled sources.
+
+    Each class is shuffled with ``seed`` and cut by ``fractions``; a class with at least
+    three members gets at least one source in each part (the rare brown dwarfs too).
+    Unlabelled sources (``y == -1``) are left out.
+    """
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise HizkitError(
+            f"split fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for cls in np.unique(y[y >= 0]):
+        members = rng.permutation(np.flatnonzero(y == cls))
+        n = len(members)
+        n_valid = int(round(fractions[1] * n))
+        n_test = int(round(fractions[2] * n))
+        if n >= 3:
+            n_valid = max(n_valid, 1 if fractions[1] > 0 else 0)
+            n_test = max(n_test, 1 if fractions[2] > 0 else 0)
+        n_train = n - n_valid - n_test
+        parts[0].append(members[:n_train])
+        parts[1].append(members[n_train : n_train + n_valid])
+        parts[2].append(members[n_train + n_valid :])
+    train, valid, test = (np.sort(np.concatenate(p)) if p else np.empty(0, int) for p in parts)
+    return Split(train=train, valid=valid, test=test, seed=seed)

@@ -1,0 +1,178 @@
+"""The plugin registry: one small class owns the pluggy manager.
+
+Builtin plugins are the modules in :data:`BUILTIN_PLUGINS`, registered through the very
+hooks a third-party plugin implements. Third-party plugins are found through the
+``hizkit`` entry-point group; set ``HIZKIT_DISABLE_PLUGIN_AUTOLOAD=1`` to skip them.
+Nothing else in hizkit touches ``pm.hook`` directly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from hizkit import hookspecs
+from hizkit.contracts import CONTRACTS, Plugin
+from hizkit.errors import HizkitError
+
+ENTRY_POINT_GROUP = "hizkit"
+DISABLE_AUTOLOAD_ENV = "HIZKIT_DISABLE_PLUGIN_AUTOLOAD"
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "hizkit.plugins.baselines",
+    "hizkit.plugins.metrics",
+)
+
+#: hook name for each plugin kind
+HOOKS: dict[str, str] = {
+    "data_source": "hizkit_register_data_sources",
+    "preprocessor": "hizkit_register_preprocessors",
+    "classifier": "hizkit_register_classifiers",
+    "evaluator": "hizkit_register_evaluators",
+}
+KIND_WORDS = {
+    "data_source": "data source",
+    "preprocessor": "preprocessor",
+    "classifier": "classifier",
+    "evaluator": "evaluator",
+}
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered plugin class and where it came from."""
+
+    name: str
+    kind: str
+    cls: type[Plugin]
+    provider: str  # the registering module or entry point
+    distribution: str
+    version: str
+
+    @property
+    def description(self) -> str:
+        return self.cls.description
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "distribution": self.distribution,
+            "version": self.version,
+            "provider": self.provider,
+            "description": self.description,
+        }
+
+
+class Registry:
+    """Discovers plugins, checks them, and creates them by name."""
+
+    def __init__(
+        self, builtins: tuple[str, ...] = BUILTIN_PLUGINS, autoload: bool | None = None
+    ) -> None:
+        if autoload is None:
+            autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        for module_name in builtins:
+            self._pm.register(importlib.import_module(module_name), name=module_name)
+        if autoload:
+            self._pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise HizkitError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
+        self._dists = {
+            self._pm.get_name(plugin): (dist.project_name, dist.version)
+            for plugin, dist in self._pm.list_plugin_distinfo()
+        }
+        self._plugins: dict[str, dict[str, PluginInfo]] = {k: {} for k in HOOKS}
+        for kind in HOOKS:
+            self._collect(kind)
+
+    def register(self, module: Any, name: str | None = None) -> None:
+        """Register one more plugin object (tests and notebooks use this)."""
+        self._pm.register(module, name=name)
+        self._pm.check_pending()
+        for kind in HOOKS:
+            self._collect(kind)
+
+    def _collect(self, kind: str) -> None:
+        contract = CONTRACTS[kind]
+        hook = getattr(self._pm.hook, HOOKS[kind])
+        found: dict[str, PluginInfo] = {}
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            provider = impl.plugin_name
+            classes = impl.function() or []
+            for cls in classes:
+                if not (isinstance(cls, type) and issubclass(cls, contract)):
+                    raise HizkitError(
+                        f"plugin {provider} registered {cls!r} as a {KIND_WORDS[kind]}, "
+                        f"but it does not subclass hizkit.{contract.__name__}"
+                    )
+                if not NAME_PATTERN.match(cls.name or ""):
+                    raise HizkitError(
+                        f"plugin {provider}: {cls.__name__}.name={cls.name!r} is not a valid "
+                        "name (lower case letters, digits, '_' or '-')"
+                    )
+                if cls.name in found:
+                    other = found[cls.name].provider
+                    raise HizkitError(
+                        f"two plugins claim the {KIND_WORDS[kind]} name '{cls.name}': "
+                        f"{other} and {provider}"
+                    )
+                dist, version = self._dists.get(provider, ("hizkit", _own_version()))
+                found[cls.name] = PluginInfo(cls.name, kind, cls, provider, dist, version)
+        self._plugins[kind] = found
+
+    def names(self, kind: str) -> list[str]:
+        """Registered names of one kind, sorted."""
+        return sorted(self._plugins[kind])
+
+    def info(self, kind: str, name: str) -> PluginInfo:
+        """The registered plugin of ``kind`` called ``name``, or a one-line error."""
+        try:
+            return self._plugins[kind][name]
+        except KeyError:
+            pass
+        known = self.names(kind)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise HizkitError(
+            f"unknown {KIND_WORDS[kind]} '{name}'.{hint} "
+            f"Known {KIND_WORDS[kind]}s: {', '.join(known) or '(none)'}"
+        )
+
+    def get(self, kind: str, name: str) -> type[Plugin]:
+        return self.info(kind, name).cls
+
+    def create(self, kind: str, name: str, **params: Any) -> Any:
+        """Instantiate the named plugin with ``params`` (unknown parameters are an error)."""
+        return self.get(kind, name).create(**params)
+
+    def all(self) -> list[PluginInfo]:
+        """Every registered plugin, grouped by kind."""
+        return [info for kind in HOOKS for _, info in sorted(self._plugins[kind].items())]
+
+
+@lru_cache(maxsize=1)
+def _own_version() -> str:
+    try:
+        return metadata.version("hizkit")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@lru_cache(maxsize=1)
+def get_registry() -> Registry:
+    """The process-wide registry (builtins plus installed plugins), built on first use."""
+    return Registry()

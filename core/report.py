@@ -1,0 +1,251 @@
+"""Writing a benchmark's run directory and printing its results table.
+
+A run directory holds:
+
+- ``results.json``: see :func:`results_document` for the schema;
+- ``predictions.csv``: one row per test source per run per classifier;
+- ``split.csv``: the shared split of every run (``run, seed, id, part``);
+- ``summary.md`` and ``report.html`` (figures embedded), and ``figures/*.png``.
+
+The directory is built under a temporary name and renamed into place at the end, so a
+reader never sees half a run, and an existing directory is never overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from hizkit import __version__
+from hizkit.bench import BenchResult
+from hizkit.dataset import CLASSES
+from hizkit.errors import HizkitError
+
+HEADLINE = ["accuracy", "balanced_accuracy"] + [f"tpr_{c}" for c in CLASSES] + ["fit_seconds"]
+
+
+def default_run_dir(base: str | Path = "hizkit-runs") -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(base) / stamp
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(base) / f"{stamp}-{n}"
+    return path
+
+
+def check_new_dir(path: Path) -> None:
+    """Refuse an output directory that exists (before any work is done)."""
+    if path.exists():
+        raise HizkitError(f"output directory {path} already exists; hizkit never overwrites it")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy to Python, NaN to null."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _ms(pair: tuple[float, float]) -> dict[str, float]:
+    return {"mean": pair[0], "std": pair[1]}
+
+
+def results_document(result: BenchResult) -> dict[str, Any]:
+    """The ``results.json`` document.
+
+    Schema (every ``{mean, std}`` is over runs; std is 0 for a single run)::
+
+        hizkit_version, created, classes, runs, seeds, data: {source meta, n_sources, counts}
+        classifiers: {LABEL: {
+            plugin, params, preprocessors,
+            tpr: {CLASS: {mean, std}}, tnr: {CLASS: {mean, std}}, auc: {CLASS: {mean, std}},
+            accuracy, fit_seconds, predict_seconds: {mean, std},
+            metrics: {NAME: {mean, std, values: [per run]}},
+            runs: [{run, seed, metrics: {...}, details: {EVALUATOR: {...}}}]}}
+    """
+    summary = result.summary()
+    labels = result.dataset.catalog.get("label")
+    counts = labels.value_counts().to_dict() if labels is not None else {}
+    doc: dict[str, Any] = {
+        "hizkit_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(CLASSES),
+        "runs": result.config.runs,
+        "seeds": [s.seed for s in result.splits],
+        "data": {**result.dataset.meta, "n_sources": len(result.dataset), "counts": counts},
+        "classifiers": {},
+    }
+    for spec in result.config.classifiers:
+        stats = summary[spec.label]
+        runs = result.by_label()[spec.label]
+        entry: dict[str, Any] = {
+            "plugin": spec.plugin,
+            "params": runs[0].classifier.get_params() if runs else spec.params,
+            "preprocessors": list(result.preprocessors[spec.label]),
+        }
+        for key in ("tpr", "tnr", "auc"):
+            entry[key] = {c: _ms(stats.get(f"{key}_{c}", (math.nan, math.nan))) for c in CLASSES}
+        for key in ("accuracy", "fit_seconds", "predict_seconds"):
+            entry[key] = _ms(stats.get(key, (math.nan, math.nan)))
+        entry["metrics"] = {
+            name: {**_ms(ms), "values": [r.metrics.get(name) for r in runs]}
+            for name, ms in stats.items()
+        }
+        entry["runs"] = [
+            {
+                "run": r.run,
+                "seed": r.seed,
+                "metrics": r.metrics,
+                "details": {n: e.details for n, e in r.evaluations.items()},
+            }
+            for r in runs
+        ]
+        doc["classifiers"][spec.label] = entry
+    return _clean(doc)
+
+
+def predictions_frame(result: BenchResult) -> pd.DataFrame:
+    frames = []
+    cat = result.dataset.catalog
+    for r in result.runs:
+        test = cat.iloc[result.splits[r.run].test]
+        frame = pd.DataFrame(
+            {
+                "run": r.run,
+                "classifier": r.label,
+                "id": test["id"].to_numpy(),
+                "true": test["label"].to_numpy(),
+                "z": test["z"].to_numpy() if "z" in test else np.nan,
+            }
+        )
+        for i, c in enumerate(CLASSES):
+            frame[f"p_{c}"] = r.proba[:, i]
+        frame["predicted"] = np.asarray(CLASSES)[r.proba.argmax(axis=1)]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def split_frame(result: BenchResult) -> pd.DataFrame:
+    ids = result.dataset.catalog["id"].to_numpy()
+    rows = [
+        pd.DataFrame({"run": i, "seed": s.seed, "id": ids[idx], "part": part})
+        for i, s in enumerate(result.splits)
+        for part, idx in s.parts().items()
+    ]
+    return pd.concat(rows, ignore_index=True)
+
+
+def _fmt(ms: tuple[float, float], pct: bool) -> str:
+    mean, std = ms
+    if not math.isfinite(mean):
+        return "-"
+    if pct:
+        return f"{100 * mean:.1f} ± {100 * std:.1f}" if std else f"{100 * mean:.1f}"
+    return f"{mean:.2f} ± {std:.2f}" if std else f"{mean:.2f}"
+
+
+def results_table(result: BenchResult) -> Table:
+    """The terminal table: headline metrics, percentages as mean ± std over runs."""
+    summary = result.summary()
+    runs = result.config.runs
+    table = Table(title=f"hizkit bench: {len(result.dataset)} sources, {runs} run(s)")
+    table.add_column("classifier", style="bold")
+    for name in HEADLINE:
+        table.add_column(
+            name.replace("_", " ") + (" (%)" if "seconds" not in name else ""), justify="right"
+        )
+    for label, stats in summary.items():
+        table.add_row(
+            label, *[_fmt(stats.get(n, (math.nan, 0)), "seconds" not in n) for n in HEADLINE]
+        )
+    return table
+
+
+def summary_markdown(result: BenchResult, figures: list[Path]) -> str:
+    summary = result.summary()
+    lines = [
+        "# hizkit benchmark",
+        "",
+        f"{len(result.dataset)} sources from `{result.dataset.meta.get('source', '?')}`, "
+        f"{result.config.runs} run(s), seeds {[s.seed for s in result.splits]}. "
+        "Values are mean ± std over runs; rates in percent.",
+        "",
+        "| classifier | " + " | ".join(HEADLINE) + " |",
+        "|---" * (len(HEADLINE) + 1) + "|",
+    ]
+    for label, stats in summary.items():
+        cells = [_fmt(stats.get(n, (math.nan, 0)), "seconds" not in n) for n in HEADLINE]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if figures:
+        lines += ["", "## Figures", ""] + [f"- [{p.name}](figures/{p.name})" for p in figures]
+    return "\n".join(lines) + "\n"
+
+
+def report_html(markdown_table: str, figures: list[Path]) -> str:
+    """A self-contained HTML page: the summary as preformatted text and embedded PNGs."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>hizkit benchmark</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}pre{background:#f6f6f6;"
+        "padding:1em;overflow-x:auto}</style></head><body>",
+        "<h1>hizkit benchmark</h1>",
+        f"<pre>{html.escape(markdown_table)}</pre>",
+    ]
+    for fig in figures:
+        data = base64.b64encode(fig.read_bytes()).decode("ascii")
+        parts.append(
+            f"<figure><figcaption>{html.escape(fig.stem.replace('_', ' '))}</figcaption>"
+            f"<img alt='{html.escape(fig.stem)}' src='data:image/png;base64,{data}'></figure>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_run(result: BenchResult, out: Path) -> Path:
+    """Write the run directory atomically; returns its path."""
+    out = Path(out)
+    check_new_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "results.json").write_text(json.dumps(results_document(result), indent=2))
+        predictions_frame(result).to_csv(tmp / "predictions.csv", index=False)
+        split_frame(result).to_csv(tmp / "split.csv", index=False)
+        fig_dir = tmp / "figures"
+        fig_dir.mkdir()
+        figures: list[Path] = []
+        evaluations = {
+            label: [r.evaluations for r in runs] for label, runs in result.by_label().items()
+        }
+        for name, evaluator in result.evaluators.items():
+            per_label = {label: [e[name] for e in evs] for label, evs in evaluations.items()}
+            figures += evaluator.plot(per_label, fig_dir, result)
+        md = summary_markdown(result, figures)
+        (tmp / "summary.md").write_text(md)
+        (tmp / "report.html").write_text(report_html(md, figures))
+        os.rename(tmp, out)  # atomic; fails if `out` appeared meanwhile
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny photometric data source the tests define themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hizkit
+from hizkit import NIRCAM_BANDS, Dataset, flux_col, fluxerr_col, radius_col
+
+
+def tiny_dataset(n_per_class: int = 30, seed: int = 0, size: int = 16) -> Dataset:
+    """Sources whose colours separate the classes, with small random cutouts."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(hizkit.CLASSES, n_per_class)
+    n = labels.size
+    base = {
+        "lowz": np.array([1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6]),
+        "highz": np.array([0.02, 0.05, 1.0, 1.0, 0.9, 0.9, 0.9]),
+        "brown_dwarf": np.array([0.3, 0.8, 0.5, 0.3, 0.3, 0.2, 3.0]),
+    }
+    flux = np.array([base[c] for c in labels]) * 50 * rng.lognormal(0, 0.2, (n, 1))
+    flux = flux + rng.normal(0, 2, flux.shape)
+    cat = pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1),
+            "ra": 53.1 + rng.uniform(0, 0.01, n),
+            "dec": -27.8 + rng.uniform(0, 0.01, n),
+            "label": labels,
+            "z": np.where(labels == "highz", 7.0, np.where(labels == "lowz", 1.5, 0.0)),
+            "bimodal": rng.random(n) < 0.1,
+        }
+    )
+    for i, b in enumerate(NIRCAM_BANDS):
+        cat[flux_col(b)] = flux[:, i]
+        cat[fluxerr_col(b)] = 2.0
+        cat[radius_col(b)] = 0.1
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    blob = np.exp(-(xx**2 + yy**2) / 8.0)
+    cut = flux[:, :, None, None] * blob / blob.sum() + rng.normal(0, 0.05, (n, 7, size, size))
+    return Dataset(cat, NIRCAM_BANDS, 0.03, cut.astype(np.float32), meta={"source": "tiny"})
+
+
+class TinySource(hizkit.DataSource):
+    name = "tiny"
+    description = "A few well-separated synthetic sources for the core's tests"
+
+    def __init__(self, n_per_class: int = 30, seed: int = 0) -> None:
+        self.n_per_class = n_per_class
+        self.seed = seed
+
+    def load(self, location=None) -> Dataset:
+        return tiny_dataset(self.n_per_class, self.seed)
+
+
+class TinyPlugin:
+    @hizkit.hookimpl
+    def hizkit_register_data_sources(self):
+        return [TinySource]
+
+
+@pytest.fixture
+def tiny() -> Dataset:
+    return tiny_dataset()
+
+
+@pytest.fixture
+def registry():
+    from hizkit.registry import Registry
+
+    reg = Registry(autoload=False)
+    reg.register(TinyPlugin(), name="tests.tiny")
+    return reg
