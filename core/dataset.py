@@ -183,8 +183,8 @@ def make_split(
     for cls in np.unique(y[y >= 0]):
         members = rng.permutation(np.flatnonzero(y == cls))
         n = len(members)
-        n_valid = int(round(fractions[1] * n))
-        n_test = int(round(fractions[2] * n))
+        n_valid = round(fractions[1] * n)
+        n_test = round(fractions[2] * n)
         if n >= 3:
             n_valid = max(n_valid, 1 if fractions[1] > 0 else 0)
             n_test = max(n_test, 1 if fractions[2] > 0 else 0)

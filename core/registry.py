@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "hizkit"
 DISABLE_AUTOLOAD_ENV = "HIZKIT_DISABLE_PLUGIN_AUTOLOAD"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    "hizkit.plugins.mock",
     "hizkit.plugins.baselines",
     "hizkit.plugins.metrics",
 )

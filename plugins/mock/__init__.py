@@ -1,0 +1,95 @@
+"""The simulated JADES-like survey: hizkit's default data source ``mock``.
+
+See ``seds.py`` (spectra and photometry), ``population.py`` (what is drawn, and why),
+``images.py`` (cutouts and measurements), ``photoz.py`` (the bimodal flag) and
+``survey.py`` (assembly and cache); ``jades_writer.py`` writes it in the JADES v2.0 layout.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import hizkit
+from hizkit import Dataset, HizkitError
+from hizkit.plugins.mock import survey
+
+
+class MockSurvey(hizkit.DataSource):
+    """A simulated 7-band NIRCam survey shaped like the poster's labelled set.
+
+    Deterministic for a seed; cached on disk (``$HIZKIT_CACHE_DIR`` or
+    ``~/.cache/hizkit``) keyed by every parameter.
+    """
+
+    name = "mock"
+    description = "Simulated JADES-like NIRCam survey (default data; no download)"
+    _POSITIVE: ClassVar[tuple[str, ...]] = ("cutout_size",)
+
+    def __init__(
+        self,
+        n_lowz: int = 722,
+        n_highz: int = 722,
+        n_brown_dwarfs: int = 11,
+        n_extra_brown_dwarfs: int = 0,
+        n_unlabelled: int = 85_420,
+        cutout_size: int = 64,
+        neighbour_rate: float = 0.8,
+        coverage_loss: float = 0.05,
+        depth_scatter: float = 0.15,
+        detection_snr: float = 5.0,
+        seed: int = 0,
+        cache: bool = True,
+    ) -> None:
+        self.n_lowz = n_lowz
+        self.n_highz = n_highz
+        self.n_brown_dwarfs = n_brown_dwarfs
+        self.n_extra_brown_dwarfs = n_extra_brown_dwarfs
+        self.n_unlabelled = n_unlabelled
+        self.cutout_size = cutout_size
+        self.neighbour_rate = neighbour_rate
+        self.coverage_loss = coverage_loss
+        self.depth_scatter = depth_scatter
+        self.detection_snr = detection_snr
+        self.seed = seed
+        self.cache = cache
+
+    def _validated(self) -> dict:
+        params = self.get_params()
+        params.pop("cache")
+        for key in ("n_lowz", "n_highz", "n_brown_dwarfs", "n_extra_brown_dwarfs", "n_unlabelled"):
+            if not isinstance(params[key], int) or params[key] < 0:
+                raise HizkitError(
+                    f"mock: {key} must be a non-negative integer, got {params[key]!r}"
+                )
+        if not isinstance(self.cutout_size, int) or not 16 <= self.cutout_size <= 256:
+            raise HizkitError(
+                f"mock: cutout_size must be an integer in 16..256, got {self.cutout_size!r}"
+            )
+        for key in ("neighbour_rate", "depth_scatter", "detection_snr"):
+            if not params[key] >= 0:
+                raise HizkitError(f"mock: {key} must be >= 0, got {params[key]!r}")
+        if not 0 <= self.coverage_loss <= 1:
+            raise HizkitError(f"mock: coverage_loss must be in [0, 1], got {self.coverage_loss!r}")
+        if params["n_lowz"] + params["n_highz"] + params["n_brown_dwarfs"] == 0:
+            raise HizkitError("mock: the labelled set is empty")
+        return params
+
+    def load(self, location: str | None = None) -> Dataset:
+        if location:
+            raise HizkitError("mock takes no location (use --data mock)")
+        params = self._validated()
+        path = survey.cache_dir() / f"mock-{survey.cache_key(params)}.npz"
+        if self.cache and path.exists():
+            try:
+                return survey.load(path)
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+        ds = survey.build(params)
+        if self.cache:
+            survey.save(ds, path)
+        return ds
+
+
+@hizkit.hookimpl
+def hizkit_register_data_sources() -> list[type[hizkit.DataSource]]:
+    return [MockSurvey]

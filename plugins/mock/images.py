@@ -1,0 +1,330 @@
+"""Rendering 7-band cutouts and measuring catalog photometry on them.
+
+Sersic galaxies and point sources are drawn on a 2x oversampled grid, convolved in
+Fourier space with each band's PSF (GalSim's obscured Airy pattern for a 6.5 m aperture,
+broadened by a Gaussian so that its FWHM matches the measured NIRCam value), integrated
+over pixels, and given white noise at JADES-Deep-like depths that vary from source to
+source. Neighbours from the field population share the cutouts, and some sources lose
+part or all of a band to missing coverage (NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import fft
+
+from hizkit import progress
+from hizkit.dataset import NIRCAM_BANDS
+from hizkit.plugins.mock.population import Sources
+
+PIXEL = 0.03  # arcsec
+OVERSAMPLE = 2
+#: measured NIRCam PSF FWHM in arcsec (data-formats.md)
+PSF_FWHM = np.array([0.033, 0.040, 0.050, 0.066, 0.092, 0.116, 0.145])
+#: 5-sigma depths (AB) in r = 0.1" apertures, roughly JADES Deep (data-formats.md)
+DEPTH_5SIG = np.array([29.6, 29.8, 29.8, 29.9, 30.3, 30.3, 30.0])
+DEPTH_APERTURE = 0.1  # arcsec radius
+#: catalog aperture: 0.32" diameter (the EPOCHS aperture the poster's catalog used)
+CATALOG_APERTURE = 0.16
+RADIUS_LIMIT = 0.6  # arcsec, growth-curve limit for flux radii
+
+
+def pixel_sigma(depth: np.ndarray = DEPTH_5SIG) -> np.ndarray:
+    """Per-pixel noise (nJy) giving the 5-sigma depth in the depth aperture (white noise)."""
+    n_pix = np.pi * (DEPTH_APERTURE / PIXEL) ** 2
+    return 10 ** (-0.4 * (depth - 31.4)) / 5 / np.sqrt(n_pix)
+
+
+@dataclass(frozen=True)
+class Grid:
+    size: int  # output pixels
+
+    @property
+    def fine(self) -> int:
+        return self.size * OVERSAMPLE
+
+    @property
+    def padded(self) -> int:
+        return self.fine + self.fine // 2  # room for neighbours' light and PSF wings
+
+    @property
+    def fine_scale(self) -> float:
+        return PIXEL / OVERSAMPLE
+
+
+@lru_cache(maxsize=4)
+def psf_transforms(size: int) -> np.ndarray:
+    """rfft2 of each band's PSF on the padded fine grid, centred at pixel (0, 0)."""
+    import galsim
+
+    from hizkit.plugins.mock.seds import nircam_filters
+
+    grid = Grid(size)
+    pivots_nm = nircam_filters().pivot / 10.0
+    out = []
+    for fwhm, lam in zip(PSF_FWHM, pivots_nm):
+        airy = galsim.Airy(lam=lam, diam=6.5, obscuration=0.11, scale_unit=galsim.arcsec)
+        # GalSim gives no FWHM for an obscured Airy; the clear one is within a few per cent
+        core = galsim.Airy(lam=lam, diam=6.5, scale_unit=galsim.arcsec).fwhm
+        extra = np.sqrt(max(fwhm**2 - core**2, 1e-6))
+        psf = galsim.Convolve(airy, galsim.Gaussian(fwhm=extra))
+        img = psf.drawImage(
+            nx=grid.padded, ny=grid.padded, scale=grid.fine_scale, method="no_pixel"
+        ).array
+        img = img / img.sum()
+        out.append(fft.rfft2(np.fft.ifftshift(img)))
+    return np.array(out)
+
+
+def sersic_bn(n: np.ndarray) -> np.ndarray:
+    """Ciotti & Bertin (1999) expansion of b_n."""
+    return 2 * n - 1 / 3 + 4 / (405 * n) + 46 / (25515 * n**2)
+
+
+def render_profiles(
+    grid: Grid,
+    x: np.ndarray,
+    y: np.ndarray,
+    re: np.ndarray,
+    n: np.ndarray,
+    q: np.ndarray,
+    pa: np.ndarray,
+) -> np.ndarray:
+    """Unit-flux profiles (K, padded, padded) on the fine grid; offsets in arcsec from centre.
+
+    ``re == 0`` draws a point source (all light in the nearest fine pixel).
+    """
+    p = grid.padded
+    coords = (np.arange(p) - p / 2 + 0.5) * grid.fine_scale
+    out = np.zeros((len(x), p, p))
+    for k in range(len(x)):
+        if re[k] <= 0:
+            i = int(np.clip(np.round(y[k] / grid.fine_scale + p / 2 - 0.5), 0, p - 1))
+            j = int(np.clip(np.round(x[k] / grid.fine_scale + p / 2 - 0.5), 0, p - 1))
+            out[k, i, j] = 1.0
+            continue
+        dx = coords[None, :] - x[k]
+        dy = coords[:, None] - y[k]
+        c, s = np.cos(pa[k]), np.sin(pa[k])
+        u = dx * c + dy * s
+        v = -dx * s + dy * c
+        r = np.sqrt(u**2 * q[k] + v**2 / q[k])
+        r = np.maximum(r, 0.25 * grid.fine_scale)
+        img = np.exp(-sersic_bn(n[k]) * ((r / re[k]) ** (1 / n[k]) - 1))
+        out[k] = img / img.sum()
+    return out
+
+
+def convolve_bin(
+    grid: Grid, profiles_ft: np.ndarray, flux: np.ndarray, owner: np.ndarray, n_out: int
+) -> np.ndarray:
+    """Sum components into their cutouts per band, convolve with the PSF, bin to pixels.
+
+    ``profiles_ft``: (K, padded, padded//2+1); ``flux``: (K, 7); ``owner``: (K,) cutout index.
+    Returns (n_out, 7, size, size) in nJy per pixel.
+    """
+    psf = psf_transforms(grid.size)
+    p, f, s = grid.padded, grid.fine, grid.size
+    lo = (p - f) // 2
+    out = np.empty((n_out, len(NIRCAM_BANDS), s, s), dtype=np.float32)
+    for b in range(len(NIRCAM_BANDS)):
+        acc = np.zeros((n_out,) + profiles_ft.shape[1:], dtype=np.complex128)
+        np.add.at(acc, owner, profiles_ft * flux[:, b, None, None])
+        img = fft.irfft2(acc * psf[b], s=(p, p), workers=-1)[:, lo : lo + f, lo : lo + f]
+        out[:, b] = img.reshape(n_out, s, OVERSAMPLE, s, OVERSAMPLE).sum(axis=(2, 4))
+    return out
+
+
+def aperture_mask(size: int, radius_arcsec: float, sub: int = 5) -> np.ndarray:
+    """Fractional pixel coverage of a centred circular aperture."""
+    c = (np.arange(size * sub) + 0.5) / sub - size / 2
+    r = np.hypot(c[None, :], c[:, None]) * PIXEL
+    return (r <= radius_arcsec).reshape(size, sub, size, sub).mean(axis=(1, 3))
+
+
+@lru_cache(maxsize=4)
+def radius_bins(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Annulus membership (pixels, bins) out to RADIUS_LIMIT and the outer bin radii."""
+    edges = np.arange(0.5, RADIUS_LIMIT / PIXEL + 0.5, 0.5)  # pixels
+    c = np.arange(size) - size / 2 + 0.5
+    r = np.hypot(c[None, :], c[:, None]).ravel()
+    which = np.searchsorted(edges, r)
+    member = np.zeros((r.size, edges.size))
+    inside = which < edges.size
+    member[np.flatnonzero(inside), which[inside]] = 1.0
+    return member, edges * PIXEL
+
+
+def flux_radius(images: np.ndarray) -> np.ndarray:
+    """Half-light radius (arcsec) from the growth curve within RADIUS_LIMIT, per image.
+
+    ``images``: (..., H, W); NaN pixels make the radius NaN; so does a non-positive total.
+    """
+    shape = images.shape[:-2]
+    size = images.shape[-1]
+    member, outer = radius_bins(size)
+    flat = images.reshape(-1, size * size).astype(float)
+    annuli = flat @ member
+    curve = np.cumsum(annuli, axis=1)
+    total = curve[:, -1:]
+    frac = np.where(total > 0, curve / np.where(total > 0, total, 1), np.nan)
+    # first crossing of 0.5, linearly interpolated between outer radii
+    above = frac >= 0.5
+    idx = np.where(above.any(axis=1), above.argmax(axis=1), -1)
+    rows = np.arange(len(flat))
+    i1 = np.clip(idx, 0, None)
+    i0 = np.clip(i1 - 1, 0, None)
+    f0 = np.where(idx > 0, frac[rows, i0], 0.0)
+    r0 = np.where(idx > 0, outer[i0], 0.0)
+    f1, r1 = frac[rows, i1], outer[i1]
+    r = r0 + (0.5 - f0) / np.where(f1 > f0, f1 - f0, 1) * (r1 - r0)
+    r = np.where((idx >= 0) & np.isfinite(total[:, 0]) & (total[:, 0] > 0), r, np.nan)
+    return r.reshape(shape)
+
+
+@lru_cache(maxsize=4)
+def psf_images(size: int) -> np.ndarray:
+    """Pixel-integrated PSF of each band, centred in a (7, size, size) stack, unit sum."""
+    grid = Grid(size)
+    z1 = np.zeros(1)
+    point = render_profiles(grid, z1, z1, z1, np.ones(1), np.ones(1), z1)
+    img = convolve_bin(grid, fft.rfft2(point), np.ones((1, 7)), np.zeros(1, int), 1)[0]
+    return img / img.sum(axis=(1, 2), keepdims=True)
+
+
+@lru_cache(maxsize=4)
+def matching(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PSF homogenisation to F444W (the broadest PSF), as JADES' *_CONV and EPOCHS
+    photometry do: Fourier kernels (7, size, size//2+1), the catalog aperture's point-source
+    correction (F444W's, for every band) and each band's noise factor for that aperture."""
+    psf = np.fft.ifftshift(psf_images(size), axes=(1, 2))
+    ft = fft.rfft2(psf)
+    target = ft[-1]
+    kernel = np.where(np.abs(ft) > 1e-6, target / np.where(np.abs(ft) > 1e-6, ft, 1), 0.0)
+    mask = aperture_mask(size, CATALOG_APERTURE)
+    apcorr = 1.0 / (psf_images(size)[-1] * mask).sum()
+    # white noise through kernel then aperture: sum over pixels of (mask correlated with k)^2
+    weights = fft.irfft2(fft.rfft2(mask)[None] * np.conj(kernel), s=(size, size))
+    noise = np.sqrt((weights**2).sum(axis=(1, 2)))
+    return kernel, np.full(7, apcorr), noise
+
+
+def measure(images: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
+    """Catalog photometry of the central source, each (N, 7): aperture fluxes on images
+    matched to the F444W PSF with F444W's point-source aperture correction, their errors,
+    and flux radii on the native images. NaN in the aperture gives NaN."""
+    size = images.shape[-1]
+    mask = aperture_mask(size, CATALOG_APERTURE)
+    kernel, apcorr, noise = matching(size)
+    clean = np.nan_to_num(images, nan=0.0)
+    matched = fft.irfft2(fft.rfft2(clean, workers=-1) * kernel, s=(size, size), workers=-1)
+    flux = np.einsum("nbyx,yx->nb", matched, mask, optimize=True) * apcorr
+    holes = np.einsum("nbyx,yx->nb", np.isnan(images).astype(np.float32), (mask > 0) * 1.0)
+    flux = np.where(holes > 0, np.nan, flux)
+    err = np.where(np.isfinite(flux), sigma * noise * apcorr, np.nan)
+    return {"flux": flux, "err": err, "radius": flux_radius(images)}
+
+
+@lru_cache(maxsize=2)
+def profile_table(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Noise-free catalog measurements over a grid of sizes and Sersic indices.
+
+    Returns (log10 r_e grid, n grid, aperture flux / total (R, S, 7), flux radius (R, S, 7));
+    r_e = 0 (a point source) is the first row, stored at log10 r_e = -3.
+    """
+    grid = Grid(size)
+    re_grid = np.r_[0.0, np.logspace(-2, np.log10(1.2), 14)]
+    n_grid = np.array([0.5, 1.0, 1.5, 2.5, 4.0, 4.5])
+    re, n = (a.ravel() for a in np.meshgrid(re_grid, n_grid, indexing="ij"))
+    k = re.size
+    prof = render_profiles(grid, np.zeros(k), np.zeros(k), re, n, np.ones(k), np.zeros(k))
+    imgs = convolve_bin(grid, fft.rfft2(prof), np.ones((k, 7)), np.arange(k), k)
+    m = measure(imgs, np.zeros(7))
+    frac = (m["flux"]).reshape(re_grid.size, n_grid.size, 7)
+    rad = m["radius"].reshape(re_grid.size, n_grid.size, 7)
+    return np.log10(np.maximum(re_grid, 1e-3)), n_grid, frac, rad
+
+
+def interpolate_profile(size: int, re: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(aperture flux / total, flux radius) for each source, bilinear in (log r_e, n)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    lre, ng, frac, rad = profile_table(size)
+    pts = np.column_stack(
+        [np.clip(np.log10(np.maximum(re, 1e-3)), lre[0], lre[-1]), np.clip(n, ng[0], ng[-1])]
+    )
+    f = np.column_stack([RegularGridInterpolator((lre, ng), frac[..., b])(pts) for b in range(7)])
+    r = np.column_stack([RegularGridInterpolator((lre, ng), rad[..., b])(pts) for b in range(7)])
+    return f, r
+
+
+def render_cutouts(
+    rng,
+    sources: Sources,
+    neighbours: Sources,
+    size: int,
+    *,
+    neighbour_rate: float,
+    coverage_loss: float,
+    depth_scatter: float,
+    chunk: int = 48,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noisy cutouts (N, 7, size, size) of the sources, with neighbours and coverage gaps.
+
+    Returns the cutouts, the per-pixel noise sigma (N, 7) and the central offsets (N, 2).
+    ``neighbours`` is a pool drawn from the field population, used in order.
+    """
+    grid = Grid(size)
+    n = len(sources)
+    half = grid.padded * grid.fine_scale / 2
+    offsets = rng.uniform(-0.5, 0.5, (n, 2)) * PIXEL
+    n_nb = rng.poisson(neighbour_rate, n)
+    sigma = pixel_sigma() * 10 ** (0.4 * rng.normal(0, depth_scatter, (n, 7)))
+    out = np.empty((n, 7, size, size), dtype=np.float32)
+    used = 0
+    for start in progress.track(range(0, n, chunk), "rendering cutouts"):
+        stop = min(start + chunk, n)
+        ids = np.arange(start, stop)
+        owner = [ids]
+        xs, ys = [offsets[ids, 0]], [offsets[ids, 1]]
+        comps = [sources.take(ids)]
+        for i in ids:
+            k = n_nb[i]
+            if k == 0:
+                continue
+            pool = neighbours.take(np.arange(used, used + k) % len(neighbours))
+            used += k
+            r = rng.uniform(0.25, half, k)
+            t = rng.uniform(0, 2 * np.pi, k)
+            owner.append(np.full(k, i))
+            xs.append(r * np.cos(t))
+            ys.append(r * np.sin(t))
+            comps.append(pool)
+        c = Sources.join(comps)
+        prof = render_profiles(
+            grid, np.concatenate(xs), np.concatenate(ys), c.re, c.sersic, c.q, c.pa
+        )
+        ft = fft.rfft2(prof, workers=-1)
+        local_owner = np.concatenate(owner) - start
+        out[start:stop] = convolve_bin(grid, ft, c.flux, local_owner, stop - start)
+    out += (rng.standard_normal(out.shape, dtype=np.float32) * sigma[:, :, None, None]).astype(
+        np.float32
+    )
+    _drop_coverage(rng, out, coverage_loss)
+    return out, sigma, offsets
+
+
+def _drop_coverage(rng, cutouts: np.ndarray, rate: float) -> None:
+    """Blank a half-plane of one band (F090W half the time: its footprint is smallest)."""
+    n, _, s, _ = cutouts.shape
+    hit = np.flatnonzero(rng.random(n) < rate)
+    yy, xx = np.mgrid[:s, :s] - s / 2 + 0.5
+    for i in hit:
+        band = 0 if rng.random() < 0.5 else rng.integers(0, 7)
+        theta = rng.uniform(0, 2 * np.pi)
+        offset = rng.uniform(-0.6, 1.0) * s / 2
+        gap = xx * np.cos(theta) + yy * np.sin(theta) > offset
+        cutouts[i, band][gap] = np.nan

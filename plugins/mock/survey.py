@@ -1,0 +1,247 @@
+"""Building the simulated survey: detection, cutouts, catalogs and the on-disk cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hizkit import progress
+from hizkit.dataset import CLASSES, NIRCAM_BANDS, Dataset, flux_col, fluxerr_col, radius_col
+from hizkit.plugins.mock import images, photoz
+from hizkit.plugins.mock.population import DRAW, Sources, draw_lowz
+
+CACHE_VERSION = 1
+#: class mix of the unlabelled photometric catalog (JADES-like: z > 4 photo-z ~ 12 %)
+UNLABELLED_MIX = {"lowz": 0.875, "highz": 0.12, "brown_dwarf": 0.005}
+FIELD_CENTRE = (53.16, -27.78)  # GOODS-S
+
+
+def cache_dir() -> Path:
+    if "HIZKIT_CACHE_DIR" in os.environ:
+        return Path(os.environ["HIZKIT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hizkit"
+
+
+def _catalog_noise(rng, n: int, depth_scatter: float) -> np.ndarray:
+    """Per-pixel noise per source and band (depth varies across a mosaic)."""
+    return images.pixel_sigma() * 10 ** (0.4 * rng.normal(0, depth_scatter, (n, 7)))
+
+
+def _analytic_photometry(rng, src: Sources, size: int, sigma: np.ndarray) -> dict[str, np.ndarray]:
+    """Catalog photometry without images, matched to :func:`images.measure` (same aperture,
+    same corrections, same noise): used for detection and the unlabelled catalog."""
+    frac, rad = images.interpolate_profile(size, src.re, src.sersic)
+    _, apcorr, noise = images.matching(size)
+    err = sigma * noise * apcorr
+    flux = src.flux * frac + rng.normal(0, 1, err.shape) * err
+    snr = np.abs(flux) / err
+    # flux radii of faint sources are noisy, as SExtractor's are
+    radius = rad * (1 + rng.normal(0, 1, rad.shape) * np.minimum(0.5, 1.5 / np.maximum(snr, 1)))
+    return {"flux": flux, "err": err, "radius": np.clip(radius, 0.005, None)}
+
+
+def detection_snr(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """S/N in the inverse-variance-weighted F277W+F356W+F444W stack (EPOCHS-style detection)."""
+    f, e = flux[:, 4:7], err[:, 4:7]
+    ok = np.isfinite(f) & np.isfinite(e) & (e > 0)
+    w = np.where(ok, 1 / np.where(ok, e, 1) ** 2, 0)
+    stack = (np.where(ok, f, 0) * w).sum(1) / np.maximum(w.sum(1), 1e-300)
+    return stack * np.sqrt(w.sum(1))
+
+
+def draw_detected(
+    rng, label: str, n: int, size: int, depth_scatter: float, min_snr: float
+) -> Sources:
+    """Draw sources of one class until ``n`` pass the detection cut."""
+    kept: list[Sources] = []
+    total = 0
+    batch = max(64, 2 * n)
+    while total < n:
+        src = DRAW[label](rng, batch)
+        phot = _analytic_photometry(rng, src, size, _catalog_noise(rng, batch, depth_scatter))
+        ok = np.flatnonzero(detection_snr(phot["flux"], phot["err"]) >= min_snr)
+        kept.append(src.take(ok[: n - total]))
+        total += min(ok.size, n - total)
+    return Sources.join(kept) if kept else DRAW[label](rng, 0)
+
+
+def _positions(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    ra0, dec0 = FIELD_CENTRE
+    dec = dec0 + rng.uniform(-0.05, 0.05, n)
+    ra = ra0 + rng.uniform(-0.05, 0.05, n) / np.cos(np.deg2rad(dec0))
+    return ra, dec
+
+
+def _catalog(
+    src: Sources, phot: dict[str, np.ndarray], ids: np.ndarray, rng, labelled: bool
+) -> pd.DataFrame:
+    ra, dec = _positions(rng, len(src))
+    cols: dict[str, Any] = {"id": ids, "ra": ra, "dec": dec}
+    for b, band in enumerate(NIRCAM_BANDS):
+        cols[flux_col(band)] = phot["flux"][:, b]
+        cols[fluxerr_col(band)] = phot["err"][:, b]
+        cols[radius_col(band)] = phot["radius"][:, b]
+    cols["snr_det"] = detection_snr(phot["flux"], phot["err"])
+    # truth, for evaluation only: classifiers must not read these
+    cols["z"] = src.z
+    cols["kind"] = src.kind
+    cols["teff"] = src.teff
+    cols["re_true"] = src.re
+    if labelled:
+        cols["label"] = src.label
+    return pd.DataFrame(cols)
+
+
+def build(params: dict[str, Any]) -> Dataset:
+    """The survey for a parameter set (see :class:`hizkit.plugins.mock.MockSurvey`)."""
+    rng = np.random.default_rng(params["seed"])
+    size = params["cutout_size"]
+    counts = {
+        "lowz": params["n_lowz"],
+        "highz": params["n_highz"],
+        "brown_dwarf": params["n_brown_dwarfs"],
+    }
+    common = dict(depth_scatter=params["depth_scatter"], min_snr=params["detection_snr"])
+
+    def labelled_set(counts: dict[str, int], first_id: int, rng) -> Dataset:
+        """Render candidates and keep those detected on their own images (S/N in the
+        detection stack >= detection_snr), until every class has its count."""
+        need = dict(counts)
+        parts: list[tuple[Sources, np.ndarray, dict[str, np.ndarray]]] = []
+        while sum(need.values()) > 0:
+            extra = {c: int(1.2 * need[c]) + 2 if need[c] else 0 for c in CLASSES}
+            src = Sources.join([draw_detected(rng, c, extra[c], size, **common) for c in CLASSES])
+            n_pool = int(3 * params["neighbour_rate"] * len(src)) + 10
+            pool = draw_lowz(rng, n_pool, faint=31.0)
+            cut, sigma, _ = images.render_cutouts(
+                rng,
+                src,
+                pool,
+                size,
+                neighbour_rate=params["neighbour_rate"],
+                coverage_loss=params["coverage_loss"],
+                depth_scatter=params["depth_scatter"],
+            )
+            phot = images.measure(cut, sigma)
+            detected = detection_snr(phot["flux"], phot["err"]) >= params["detection_snr"]
+            keep = []
+            for c in CLASSES:
+                idx = np.flatnonzero(detected & (src.label == c))[: need[c]]
+                need[c] -= idx.size
+                keep.append(idx)
+            k = np.concatenate(keep)
+            parts.append((src.take(k), cut[k], {key: v[k] for key, v in phot.items()}))
+        src = Sources.join([p[0] for p in parts])
+        cut = np.concatenate([p[1] for p in parts])
+        phot = {key: np.concatenate([p[2][key] for p in parts]) for key in parts[0][2]}
+        order = rng.permutation(len(src))
+        src, cut = src.take(order), cut[order]
+        phot = {key: v[order] for key, v in phot.items()}
+        cat = _catalog(src, phot, np.arange(first_id, first_id + len(src)), rng, labelled=True)
+        for key, val in photoz.fit(phot["flux"], phot["err"]).items():
+            cat[key] = val
+        return Dataset(cat, NIRCAM_BANDS, images.PIXEL, cut)
+
+    progress.log("simulating the labelled set")
+    main = labelled_set(counts, 1, rng)
+    extra = None
+    if params["n_extra_brown_dwarfs"] > 0:
+        extra_counts = {"lowz": 0, "highz": 0, "brown_dwarf": params["n_extra_brown_dwarfs"]}
+        extra = labelled_set(extra_counts, 10_000_001, np.random.default_rng([params["seed"], 1]))
+
+    unlabelled = None
+    n_u = params["n_unlabelled"]
+    if n_u > 0:
+        progress.log(f"simulating {n_u} unlabelled catalog sources")
+        urng = np.random.default_rng([params["seed"], 2])
+        n_cls = {c: int(round(UNLABELLED_MIX[c] * n_u)) for c in CLASSES}
+        n_cls["lowz"] += n_u - sum(n_cls.values())
+        src = Sources.join([draw_detected(urng, c, n_cls[c], size, **common) for c in CLASSES])
+        src = src.take(urng.permutation(len(src)))
+        phot = _analytic_photometry(
+            urng, src, size, _catalog_noise(urng, len(src), params["depth_scatter"])
+        )
+        lost = urng.random(phot["flux"].shape) < params["coverage_loss"] / 7
+        for key in phot:
+            phot[key] = np.where(lost, np.nan, phot[key])
+        unlabelled = _catalog(src, phot, np.arange(1_000_001, 1_000_001 + n_u), urng, False)
+
+    meta = {"source": "mock", **params}
+    return main.replace(unlabelled=unlabelled, extra_train=extra, meta=meta)
+
+
+# ---------------------------------------------------------------- cache (no pickles)
+
+
+def cache_key(params: dict[str, Any]) -> str:
+    """Digest of the parameters and of the simulator's own source, so that a change to
+    the physics never serves a stale survey."""
+    digest = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **params}, sort_keys=True).encode())
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _frame_arrays(prefix: str, frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    if frame is None:
+        return {}
+    out = {}
+    for col in frame.columns:
+        values = frame[col].to_numpy()
+        if values.dtype == object:
+            values = values.astype(str)
+        out[f"{prefix}/{col}"] = values
+    return out
+
+
+def _frame(prefix: str, arrays: dict[str, np.ndarray]) -> pd.DataFrame | None:
+    cols = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+    return pd.DataFrame(cols) if cols else None
+
+
+def save(ds: Dataset, path: Path) -> None:
+    arrays = {
+        **_frame_arrays("catalog", ds.catalog),
+        **_frame_arrays("unlabelled", ds.unlabelled),
+        "cutouts": ds.cutouts,
+    }
+    if ds.extra_train is not None:
+        arrays.update(_frame_arrays("extra", ds.extra_train.catalog))
+        arrays["extra_cutouts"] = ds.extra_train.cutouts
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, meta=np.array(json.dumps(ds.meta)), **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(path: Path) -> Dataset:
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    extra = None
+    if "extra_cutouts" in arrays:
+        extra = Dataset(
+            _frame("extra", arrays), NIRCAM_BANDS, images.PIXEL, arrays["extra_cutouts"]
+        )
+    return Dataset(
+        _frame("catalog", arrays),
+        NIRCAM_BANDS,
+        images.PIXEL,
+        arrays["cutouts"],
+        unlabelled=_frame("unlabelled", arrays),
+        extra_train=extra,
+        meta=meta,
+    )
