@@ -28,6 +28,8 @@ class Plugin:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     kind: ClassVar[str] = ""
+    #: parameters that make the plugin quick enough for the shared conformance test
+    test_params: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def param_names(cls) -> list[str]:

@@ -194,3 +194,21 @@ def make_split(
         parts[2].append(members[n_train + n_valid :])
     train, valid, test = (np.sort(np.concatenate(p)) if p else np.empty(0, int) for p in parts)
     return Split(train=train, valid=valid, test=test, seed=seed)
+
+
+def colour_features(data: Dataset, catalog: pd.DataFrame | None = None) -> np.ndarray:
+    """Adjacent-band colours and the reddest-band magnitude, ``(N, bands)``.
+
+    Fluxes below their 1-sigma error are replaced by the error (a 1-sigma upper limit),
+    so a dropout gives a large, finite colour instead of NaN; a missing band becomes the
+    column's median. ``catalog`` defaults to the dataset's own.
+    """
+    flux, err = data.photometry(catalog)
+    floor = np.where(np.isfinite(err) & (err > 0), err, np.nan)
+    f = np.where(np.isfinite(flux), np.maximum(flux, floor), np.nan)
+    mag = ab_mag(f)
+    feats = np.column_stack([mag[:, :-1] - mag[:, 1:], mag[:, -1]])
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(feats, axis=0) if len(feats) else np.zeros(feats.shape[1])
+    med = np.where(np.isfinite(med), med, 0.0)
+    return np.where(np.isfinite(feats), feats, med)

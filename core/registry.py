@@ -28,7 +28,15 @@ DISABLE_AUTOLOAD_ENV = "HIZKIT_DISABLE_PLUGIN_AUTOLOAD"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "hizkit.plugins.mock",
+    "hizkit.plugins.segment",
+    "hizkit.plugins.normalise",
+    "hizkit.plugins.augment",
+    "hizkit.plugins.hog",
     "hizkit.plugins.baselines",
+    "hizkit.plugins.colour",
+    "hizkit.plugins.xgb",
+    "hizkit.plugins.rf",
+    "hizkit.plugins.cnn",
     "hizkit.plugins.metrics",
 )
 

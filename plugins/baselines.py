@@ -39,23 +39,6 @@ class PriorClassifier(hizkit.Classifier):
         self.prior_ = np.array(json.loads((directory / "prior.json").read_text()))
 
 
-def photometric_features(data: Dataset, catalog=None) -> np.ndarray:
-    """Adjacent-band colours plus the reddest-band magnitude, from fluxes with S/N floors.
-
-    Fluxes below their 1-sigma error are replaced by the error (an upper limit), so a
-    dropout gives a large, finite colour instead of NaN; missing bands become the median.
-    """
-    flux, err = data.photometry(catalog)
-    floor = np.where(np.isfinite(err) & (err > 0), err, np.nan)
-    f = np.where(np.isfinite(flux), np.maximum(flux, floor), np.nan)
-    mag = hizkit.ab_mag(f)
-    colours = mag[:, :-1] - mag[:, 1:]
-    feats = np.column_stack([colours, mag[:, -1]])
-    med = np.nanmedian(feats, axis=0)
-    med = np.where(np.isfinite(med), med, 0.0)
-    return np.where(np.isfinite(feats), feats, med)
-
-
 class LogisticClassifier(hizkit.Classifier):
     name = "logistic"
     description = "Logistic regression on catalog colours (a linear photometric baseline)"
@@ -69,7 +52,7 @@ class LogisticClassifier(hizkit.Classifier):
     def fit(self, train: Dataset, valid: Dataset | None = None) -> LogisticClassifier:
         from sklearn.linear_model import LogisticRegression
 
-        x = photometric_features(train)
+        x = hizkit.colour_features(train)
         self.mean_, self.scale_ = x.mean(axis=0), x.std(axis=0) + 1e-9
         model = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=2000)
         y = train.y
@@ -81,7 +64,9 @@ class LogisticClassifier(hizkit.Classifier):
         return self
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
-        z = (photometric_features(data) - self.mean_) / self.scale_ @ self.coef_.T + self.intercept_
+        z = (
+            hizkit.colour_features(data) - self.mean_
+        ) / self.scale_ @ self.coef_.T + self.intercept_
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)

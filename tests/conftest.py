@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny photometric data source the tests define themselves."""
+"""Shared fixtures: a tiny photometric data source, a small simulated survey, a registry."""
 
 from __future__ import annotations
 
@@ -10,8 +10,18 @@ import hizkit
 from hizkit import NIRCAM_BANDS, Dataset, flux_col, fluxerr_col, radius_col
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Simulated surveys are cached in a per-session directory, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HIZKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("HIZKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    yield
+    mp.undo()
+
+
 def tiny_dataset(n_per_class: int = 30, seed: int = 0, size: int = 16) -> Dataset:
-    """Sources whose colours separate the classes, with small random cutouts."""
+    """Sources whose colours separate the classes, with small Gaussian-blob cutouts."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(hizkit.CLASSES, n_per_class)
     n = labels.size
@@ -36,22 +46,26 @@ def tiny_dataset(n_per_class: int = 30, seed: int = 0, size: int = 16) -> Datase
         cat[flux_col(b)] = flux[:, i]
         cat[fluxerr_col(b)] = 2.0
         cat[radius_col(b)] = 0.1
-    yy, xx = np.mgrid[:size, :size] - size / 2
+    yy, xx = np.mgrid[:size, :size] - size / 2 + 0.5
     blob = np.exp(-(xx**2 + yy**2) / 8.0)
     cut = flux[:, :, None, None] * blob / blob.sum() + rng.normal(0, 0.05, (n, 7, size, size))
-    return Dataset(cat, NIRCAM_BANDS, 0.03, cut.astype(np.float32), meta={"source": "tiny"})
+    unl = cat.drop(columns=["label"]).assign(id=cat["id"] + 10_000)
+    return Dataset(
+        cat, NIRCAM_BANDS, 0.03, cut.astype(np.float32), unlabelled=unl, meta={"source": "tiny"}
+    )
 
 
 class TinySource(hizkit.DataSource):
     name = "tiny"
     description = "A few well-separated synthetic sources for the core's tests"
 
-    def __init__(self, n_per_class: int = 30, seed: int = 0) -> None:
+    def __init__(self, n_per_class: int = 30, seed: int = 0, size: int = 32) -> None:
         self.n_per_class = n_per_class
         self.seed = seed
+        self.size = size
 
     def load(self, location=None) -> Dataset:
-        return tiny_dataset(self.n_per_class, self.seed)
+        return tiny_dataset(self.n_per_class, self.seed, self.size)
 
 
 class TinyPlugin:
@@ -62,7 +76,7 @@ class TinyPlugin:
 
 @pytest.fixture
 def tiny() -> Dataset:
-    return tiny_dataset()
+    return tiny_dataset(size=32)
 
 
 @pytest.fixture
@@ -72,3 +86,13 @@ def registry():
     reg = Registry(autoload=False)
     reg.register(TinyPlugin(), name="tests.tiny")
     return reg
+
+
+@pytest.fixture(scope="session")
+def small_mock() -> Dataset:
+    """A small simulated survey (built once per test session)."""
+    from hizkit.plugins.mock import MockSurvey
+
+    return MockSurvey(
+        n_lowz=40, n_highz=40, n_brown_dwarfs=6, n_unlabelled=1500, cutout_size=48, seed=3
+    ).load()

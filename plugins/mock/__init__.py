@@ -23,7 +23,13 @@ class MockSurvey(hizkit.DataSource):
 
     name = "mock"
     description = "Simulated JADES-like NIRCam survey (default data; no download)"
-    _POSITIVE: ClassVar[tuple[str, ...]] = ("cutout_size",)
+    test_params: ClassVar[dict] = {
+        "n_lowz": 12,
+        "n_highz": 12,
+        "n_brown_dwarfs": 4,
+        "n_unlabelled": 300,
+        "cutout_size": 32,
+    }
 
     def __init__(
         self,

@@ -131,7 +131,7 @@ def convolve_bin(
     lo = (p - f) // 2
     out = np.empty((n_out, len(NIRCAM_BANDS), s, s), dtype=np.float32)
     for b in range(len(NIRCAM_BANDS)):
-        acc = np.zeros((n_out,) + profiles_ft.shape[1:], dtype=np.complex128)
+        acc = np.zeros((n_out, *profiles_ft.shape[1:]), dtype=np.complex128)
         np.add.at(acc, owner, profiles_ft * flux[:, b, None, None])
         img = fft.irfft2(acc * psf[b], s=(p, p), workers=-1)[:, lo : lo + f, lo : lo + f]
         out[:, b] = img.reshape(n_out, s, OVERSAMPLE, s, OVERSAMPLE).sum(axis=(2, 4))

@@ -4,8 +4,9 @@ The simulator fits each source's catalog photometry against its own template gri
 (shapes drawn from its own low-z and high-z priors, over 0.2 <= z < 4 and
 4 <= z <= 15), with a free non-negative amplitude per template. A
 source is **bimodal** when the best low-z and best high-z solutions differ by less than
-``delta_chi2`` (4 by default) while both fit acceptably (chi2 < ``chi2_ok``) and chi2(z) rises by more than
-``separation`` between them: two distinct peaks in P(z), not one broad one: its photometry cannot
+``delta_chi2`` (4 by default) while both fit acceptably (chi2 < ``chi2_ok``) and
+chi2(z) rises by more than ``separation`` between them (two distinct peaks in P(z), not
+one broad one): its photometry cannot
 tell a Balmer break from a Lyman break, the aliasing behind bimodal redshift PDFs.
 """
 
@@ -76,7 +77,6 @@ def _fit(flux, err, delta_chi2, chi2_ok, separation):
     den = w @ (models**2).T
     amp = np.clip(num / np.maximum(den, 1e-300), 0, None)
     chi2 = (f**2 * w).sum(axis=1, keepdims=True) - 2 * amp * num + amp**2 * den
-    low = zgrid < 4.0
     zu, inv = np.unique(zgrid, return_inverse=True)
     profile = np.full((len(flux), zu.size), np.inf)  # chi2(z), best template at each z
     np.minimum.at(profile.T, inv, chi2.T)

@@ -162,7 +162,7 @@ def build(params: dict[str, Any]) -> Dataset:
     if n_u > 0:
         progress.log(f"simulating {n_u} unlabelled catalog sources")
         urng = np.random.default_rng([params["seed"], 2])
-        n_cls = {c: int(round(UNLABELLED_MIX[c] * n_u)) for c in CLASSES}
+        n_cls = {c: round(UNLABELLED_MIX[c] * n_u) for c in CLASSES}
         n_cls["lowz"] += n_u - sum(n_cls.values())
         src = Sources.join([draw_detected(urng, c, n_cls[c], size, **common) for c in CLASSES])
         src = src.take(urng.permutation(len(src)))

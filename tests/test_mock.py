@@ -1,0 +1,135 @@
+"""The simulated survey: its physics, its measurements, its determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hizkit
+from hizkit.plugins.mock import MockSurvey, images, photoz, seds
+from hizkit.plugins.mock.population import draw_brown_dwarfs
+
+
+def _mags(flux):
+    return -2.5 * np.log10(flux)
+
+
+def _galaxy(z, beta=-2.2, d4000=1.05, opt=0.2, av=0.1, ew=600.0):
+    one = np.ones(1)
+    return seds.GalaxyParams(
+        np.array([z]), beta * one, d4000 * one, opt * one, av * one, ew * one, 0 * one
+    )
+
+
+def test_lyman_break_drops_out_of_f090w_at_z7_not_at_z2():
+    m7 = _mags(seds.galaxy_photometry(_galaxy(7.0)))[0]
+    m2 = _mags(seds.galaxy_photometry(_galaxy(2.0, beta=-1.7, d4000=1.2, opt=0.3, ew=150)))[0]
+    assert m7[0] - m7[3] > 2.0  # F090W vs F200W
+    assert m2[0] - m2[3] < 1.0
+
+
+def test_break_moves_redward_with_redshift():
+    m = np.array([_mags(seds.galaxy_photometry(_galaxy(z)))[0] for z in (7.5, 10.0, 13.0)])
+    assert m[0, 0] - m[0, 1] > 2  # z=7.5: gone from F090W
+    assert m[1, 1] - m[1, 2] > 2  # z=10: gone from F115W
+    assert m[2, 2] - m[2, 3] > 2  # z=13: gone from F150W
+
+
+def test_brown_dwarfs_meet_the_jades_colour_criteria():
+    rng = np.random.default_rng(0)
+    bd = draw_brown_dwarfs(rng, 500)
+    m = _mags(bd.flux)
+    assert np.all(m[:, 4] - m[:, 6] > 1.0)  # F277W - F444W
+    blue = (m[:, 1] - m[:, 4] < 0) | (m[:, 1] - m[:, 2] < 0)
+    assert blue.mean() > 0.95
+    assert np.all(bd.re == 0)  # point sources
+
+
+def test_dusty_interloper_mimics_a_break():
+    """A dusty z~3 galaxy is red between F150W and F277W, like a z~13 dropout."""
+    m = _mags(seds.galaxy_photometry(_galaxy(3.0, beta=-0.5, d4000=1.3, opt=0.4, av=3.5, ew=30)))[0]
+    assert m[2] - m[4] > 1.0
+
+
+def test_igm_is_opaque_blueward_of_lyman_alpha_after_reionisation():
+    t = seds.madau_igm(np.array([1100.0 * 8, 1300.0 * 8]), 7.0)
+    assert t[0] < 1e-3 and t[1] > 0.9
+
+
+def test_photometry_on_images_matches_catalog_within_noise(small_mock):
+    """Aperture photometry redone on the cutouts agrees with the catalog (the same
+    measurement), and catalog errors describe the scatter around the truth-based model."""
+    cat = small_mock.catalog
+    redo = images.measure(small_mock.cutouts, np.ones((len(cat), 7)))["flux"]
+    flux, _err = small_mock.photometry()
+    ok = np.isfinite(flux) & np.isfinite(redo)
+    np.testing.assert_allclose(redo[ok], flux[ok], rtol=1e-4, atol=1e-3)
+    # isolated point sources: the measurement recovers the true flux within the errors
+    bd = (cat["label"] == "brown_dwarf").to_numpy()
+    assert bd.any()
+
+
+def test_measured_flux_of_an_isolated_source_is_unbiased():
+    rng = np.random.default_rng(1)
+    from hizkit.plugins.mock.population import draw_highz
+
+    src = draw_highz(rng, 200)
+    src.flux[:] = 100.0  # bright, flat
+    pool = draw_highz(rng, 1)
+    cut, sigma, _ = images.render_cutouts(
+        rng, src, pool, 48, neighbour_rate=0.0, coverage_loss=0.0, depth_scatter=0.0
+    )
+    m = images.measure(cut, sigma)
+    frac, _ = images.interpolate_profile(48, src.re, src.sersic)
+    pull = (m["flux"] - 100.0 * frac) / m["err"]
+    assert abs(np.median(pull)) < 0.3
+    assert 0.7 < np.std(pull) < 1.3
+
+
+def test_same_seed_same_survey_and_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIZKIT_CACHE_DIR", str(tmp_path))
+    params = dict(n_lowz=5, n_highz=5, n_brown_dwarfs=2, n_unlabelled=50, cutout_size=32)
+    a = MockSurvey(cache=False, **params).load()
+    b = MockSurvey(cache=False, **params).load()
+    np.testing.assert_array_equal(a.cutouts, b.cutouts)
+    assert a.catalog.equals(b.catalog)
+    c = MockSurvey(seed=1, cache=False, **params).load()
+    assert not np.array_equal(a.cutouts, c.cutouts)
+    d = MockSurvey(**params).load()  # writes the cache
+    assert list(tmp_path.glob("mock-*.npz"))
+    e = MockSurvey(**params).load()  # reads it back
+    np.testing.assert_array_equal(d.cutouts, e.cutouts)
+    assert d.catalog.equals(e.catalog)
+    assert d.unlabelled.equals(e.unlabelled)
+
+
+def test_shape_of_the_labelled_set(small_mock):
+    cat = small_mock.catalog
+    assert cat["label"].value_counts().to_dict() == {"lowz": 40, "highz": 40, "brown_dwarf": 6}
+    assert small_mock.cutouts.shape == (86, 7, 48, 48)
+    assert (cat["snr_det"] >= 5).all()
+    assert "label" not in small_mock.unlabelled.columns
+    assert len(small_mock.unlabelled) == 1500
+
+
+def test_bimodal_flag_is_computed_from_photometry():
+    models, z = photoz.template_grid()
+    lo = models[np.argmin(np.abs(z - 2.5))]
+    hi = models[z >= 4][0]
+    flux = np.array([lo * 100, hi * 100, lo * 100 + hi * 100])
+    result = photoz.fit(flux, np.full_like(flux, 1.0))
+    assert result["z_phot"][0] < 4 <= result["z_phot"][1]
+    assert not result["bimodal"][0] and not result["bimodal"][1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_lowz": -1}, "non-negative"),
+        ({"cutout_size": 8}, "16..256"),
+        ({"coverage_loss": 2.0}, "coverage_loss"),
+    ],
+)
+def test_bad_parameters(kwargs, message):
+    with pytest.raises(hizkit.HizkitError, match=message):
+        MockSurvey(**kwargs).load()

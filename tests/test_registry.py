@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+import hizkit
+from hizkit import hookspecs
+from hizkit.registry import BUILTIN_PLUGINS, HOOKS, Registry
+
+
+def test_builtins_cover_every_kind_and_come_from_hizkit():
+    reg = Registry(autoload=False)
+    infos = reg.all()
+    assert {i.kind for i in infos} == set(HOOKS)
+    assert {i.provider for i in infos} <= set(BUILTIN_PLUGINS)
+    assert all(i.distribution == "hizkit" and i.version for i in infos)
+    for expected in ("mock", "cnn", "rf", "xgb", "colour", "segment", "normalise", "hog"):
+        assert expected in {i.name for i in infos}
+
+
+def test_unknown_name_lists_known_and_suggests():
+    reg = Registry(autoload=False)
+    with pytest.raises(hizkit.HizkitError) as err:
+        reg.info("classifier", "cnm")
+    msg = str(err.value)
+    assert "Did you mean 'cnn'?" in msg
+    assert "colour" in msg and "\n" not in msg
+
+
+def test_duplicate_name_names_both_providers():
+    class Dupe(hizkit.Classifier):
+        name = "cnn"
+
+    class Plugin:
+        @hizkit.hookimpl
+        def hizkit_register_classifiers(self):
+            return [Dupe]
+
+    reg = Registry(autoload=False)
+    with pytest.raises(hizkit.HizkitError, match=r"hizkit.plugins.cnn and third.party"):
+        reg.register(Plugin(), name="third.party")
+
+
+def test_misspelt_hook_fails_loudly():
+    class Typo:
+        @hizkit.hookimpl
+        def hizkit_register_clasifiers(self):
+            return []
+
+    reg = Registry(autoload=False)
+    with pytest.raises(Exception, match=r"unknown hook|hizkit_register_clasifiers"):
+        reg.register(Typo(), name="typo")
+
+
+def test_wrong_contract_is_rejected():
+    class NotAClassifier:
+        name = "nope"
+
+    class Plugin:
+        @hizkit.hookimpl
+        def hizkit_register_classifiers(self):
+            return [NotAClassifier]
+
+    reg = Registry(autoload=False)
+    with pytest.raises(hizkit.HizkitError, match=r"does not subclass hizkit\.Classifier"):
+        reg.register(Plugin(), name="bad")
+
+
+def test_every_hook_is_documented_and_prefixed():
+    specs = [n for n in dir(hookspecs) if n.startswith("hizkit_")]
+    assert sorted(specs) == sorted(HOOKS.values())
+    for name in specs:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert "Called" in doc and "Return" in doc, name
+
+
+def test_autoload_switch(monkeypatch):
+    calls = []
+    monkeypatch.setenv("HIZKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    import pluggy
+
+    orig = pluggy.PluginManager.load_setuptools_entrypoints
+    monkeypatch.setattr(
+        pluggy.PluginManager,
+        "load_setuptools_entrypoints",
+        lambda self, group: calls.append(group) or orig(self, group),
+    )
+    Registry()
+    assert calls == []
+    monkeypatch.delenv("HIZKIT_DISABLE_PLUGIN_AUTOLOAD")
+    Registry()
+    assert calls == ["hizkit"]
