@@ -25,7 +25,7 @@ BENCH_EPILOG = """\
 examples:
   hizkit bench --classifiers cnn,rf                 # the simulated survey, one run
   hizkit bench --classifiers colour,xgb --runs 10   # mean and std over 10 seeds
-  hizkit bench --data jades:/data/jades --config my.toml
+  hizkit bench --config my.toml --out runs/poster    # settings from a TOML file
 """
 
 
@@ -76,8 +76,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps([i.as_dict() for i in infos], indent=2))
         return 0
     table = Table(title="hizkit plugins")
-    for col in ("kind", "name", "distribution", "version", "description"):
-        table.add_column(col)
+    for col in ("kind", "name", "distribution", "version"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", ratio=1)
     for i in infos:
         table.add_row(i.kind.replace("_", " "), i.name, i.distribution, i.version, i.description)
     console.print(table)
@@ -95,9 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench",
         help="compare classifiers on one shared split",
-        description="Train and test classifiers on the same stratified train/validation/test "
-        "split (one per run), then write a run directory with results.json, predictions, "
-        "the split, figures and an HTML report.",
+        description="Train and test classifiers on one shared stratified "
+        "train/validation/test split (a new one per run, the same for every classifier), then "
+        "write a run directory with results.json, predictions, the split, figures and an HTML "
+        "report.",
         epilog=BENCH_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

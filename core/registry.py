@@ -119,7 +119,7 @@ class Registry:
         contract = CONTRACTS[kind]
         hook = getattr(self._pm.hook, HOOKS[kind])
         found: dict[str, PluginInfo] = {}
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order: builtins first
             provider = impl.plugin_name
             classes = impl.function() or []
             for cls in classes:

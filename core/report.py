@@ -34,6 +34,22 @@ from hizkit.dataset import CLASSES
 from hizkit.errors import HizkitError
 
 HEADLINE = ["accuracy", "balanced_accuracy"] + [f"tpr_{c}" for c in CLASSES] + ["fit_seconds"]
+SHORT = {
+    "accuracy": "acc %",
+    "balanced_accuracy": "bal. acc %",
+    "tpr_lowz": "TPR low-z %",
+    "tpr_highz": "TPR high-z %",
+    "tpr_brown_dwarf": "TPR BD %",
+    "fit_seconds": "fit s",
+}
+SHORT = {
+    "accuracy": "acc %",
+    "balanced_accuracy": "bal. acc %",
+    "tpr_lowz": "TPR low-z %",
+    "tpr_highz": "TPR high-z %",
+    "tpr_brown_dwarf": "TPR BD %",
+    "fit_seconds": "fit s",
+}
 
 
 def default_run_dir(base: str | Path = "hizkit-runs") -> Path:
@@ -170,11 +186,9 @@ def results_table(result: BenchResult) -> Table:
     summary = result.summary()
     runs = result.config.runs
     table = Table(title=f"hizkit bench: {len(result.dataset)} sources, {runs} run(s)")
-    table.add_column("classifier", style="bold")
+    table.add_column("classifier", style="bold", no_wrap=True)
     for name in HEADLINE:
-        table.add_column(
-            name.replace("_", " ") + (" (%)" if "seconds" not in name else ""), justify="right"
-        )
+        table.add_column(SHORT[name], justify="right")
     for label, stats in summary.items():
         table.add_row(
             label, *[_fmt(stats.get(n, (math.nan, 0)), "seconds" not in n) for n in HEADLINE]

@@ -299,7 +299,7 @@ class CNN(hizkit.Classifier):
                 loss = loss_fn(net(xb), yb)
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
                 seen += len(idx)
             record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
             if valid is not None and len(valid):

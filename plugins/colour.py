@@ -68,7 +68,8 @@ class ColourCuts(hizkit.Classifier):
         value = np.nan_to_num(value, nan=-99.0)
         if not self.soft:
             return (value > threshold).astype(float)
-        return ndtr((value - threshold) / np.maximum(np.nan_to_num(sigma, nan=1.0), 0.05))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return ndtr((value - threshold) / np.maximum(np.nan_to_num(sigma, nan=1.0), 0.05))
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         flux, err = data.photometry()

@@ -73,13 +73,13 @@ class Segment(hizkit.Preprocessor):
                 continue
             smooth = ndimage.convolve(det, kernel, mode="constant")
             smooth_sigma = sigma * np.sqrt((kernel**2).sum())
-            seg = detect_sources(smooth, self.threshold * smooth_sigma, npixels=self.npixels)
+            seg = detect_sources(smooth, self.threshold * smooth_sigma, self.npixels)
             if seg is None:
                 continue
-            if self.deblend and seg.nlabels > 0:
+            if self.deblend and seg.labels.size > 0:
                 # photutils refuses some tiny segments; those stay undeblended
                 with contextlib.suppress(ValueError):
-                    seg = deblend_sources(smooth, seg, npixels=self.npixels, progress_bar=False)
+                    seg = deblend_sources(smooth, seg, self.npixels, progress_bar=False)
             labels = seg.data
             centre = labels[h // 2, w // 2]
             if centre == 0:  # no segment under the centre: take the nearest one

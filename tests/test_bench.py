@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import ClassVar
 from html.parser import HTMLParser
+from typing import ClassVar
 
 import numpy as np
 import pytest

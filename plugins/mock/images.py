@@ -271,6 +271,7 @@ def render_cutouts(
     coverage_loss: float,
     depth_scatter: float,
     chunk: int = 48,
+    noise: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Noisy cutouts (N, 7, size, size) of the sources, with neighbours and coverage gaps.
 
@@ -310,9 +311,10 @@ def render_cutouts(
         ft = fft.rfft2(prof, workers=-1)
         local_owner = np.concatenate(owner) - start
         out[start:stop] = convolve_bin(grid, ft, c.flux, local_owner, stop - start)
-    out += (rng.standard_normal(out.shape, dtype=np.float32) * sigma[:, :, None, None]).astype(
-        np.float32
-    )
+    if noise:
+        out += rng.standard_normal(out.shape, dtype=np.float32) * sigma[:, :, None, None].astype(
+            np.float32
+        )
     _drop_coverage(rng, out, coverage_loss)
     return out, sigma, offsets
 
