@@ -196,6 +196,13 @@ def make_split(
     return Split(train=train, valid=valid, test=test, seed=seed)
 
 
+def detection_index(data: Dataset, bands: Sequence[str]) -> list[int]:
+    """Positions of the detection ``bands`` present in ``data``; all bands if none is
+    (e.g. in a band ablation without the red bands)."""
+    idx = [data.bands.index(b) for b in bands if b in data.bands]
+    return idx or list(range(len(data.bands)))
+
+
 def colour_features(data: Dataset, catalog: pd.DataFrame | None = None) -> np.ndarray:
     """Adjacent-band colours and the reddest-band magnitude, ``(N, bands)``.
 

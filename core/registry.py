@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hizkit.plugins.rf",
     "hizkit.plugins.cnn",
     "hizkit.plugins.metrics",
+    "hizkit.plugins.figures",
 )
 
 #: hook name for each plugin kind

@@ -40,10 +40,7 @@ class Normalise(hizkit.Preprocessor):
         """The per-source divisor: detection-stack flux inside ``radius`` arcsec."""
         if data.cutouts is None:
             raise hizkit.HizkitError("normalise needs cutouts; this dataset has none")
-        missing = [b for b in self.detection_bands if b not in data.bands]
-        if missing:
-            raise hizkit.HizkitError(f"normalise: band(s) {missing} not in {data.bands}")
-        idx = [data.bands.index(b) for b in self.detection_bands]
+        idx = hizkit.detection_index(data, self.detection_bands)
         _, _, h, w = data.cutouts.shape
         yy, xx = np.mgrid[:h, :w]
         r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) * data.pixel_scale

@@ -156,6 +156,7 @@ class TSNEForest(hizkit.Classifier):
         clock.lap("forest")
         self.silhouette_ = self._silhouette()
         self.cluster_stats_ = self._cluster_stats(catalog)
+        self.embedding_z_ = catalog["z"].to_numpy(float) if "z" in catalog else None
         clock.lap("diagnostics")
         self.timings_ = clock.laps
         return self

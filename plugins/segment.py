@@ -51,10 +51,7 @@ class Segment(hizkit.Preprocessor):
             raise hizkit.HizkitError("segment needs cutouts; this dataset has none")
         if self.fill not in ("noise", "zero"):
             raise hizkit.HizkitError(f"segment: fill must be 'noise' or 'zero', got {self.fill!r}")
-        missing = [b for b in self.detection_bands if b not in data.bands]
-        if missing:
-            raise hizkit.HizkitError(f"segment: detection band(s) {missing} not in {data.bands}")
-        return [data.bands.index(b) for b in self.detection_bands]
+        return hizkit.detection_index(data, self.detection_bands)
 
     def central_segments(self, data: Dataset) -> np.ndarray:
         """Boolean (N, H, W): pixels of other sources' segments (what gets replaced)."""

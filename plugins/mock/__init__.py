@@ -7,6 +7,7 @@ See ``seds.py`` (spectra and photometry), ``population.py`` (what is drawn, and 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import hizkit
@@ -94,6 +95,20 @@ class MockSurvey(hizkit.DataSource):
         if self.cache:
             survey.save(ds, path)
         return ds
+
+    def simulate_to(self, out: str | Path, plot: bool = False) -> list[Path]:
+        """Write the survey in the JADES v2.0 layout into the new directory ``out``
+        (and colour-colour and redshift plots beside it when ``plot``)."""
+        from hizkit.plugins.mock import jades_writer
+
+        out = Path(out)
+        if out.exists():
+            raise HizkitError(f"{out} already exists; hizkit never overwrites it")
+        data = self.load()
+        paths = jades_writer.write(data, out)
+        if plot:
+            paths += jades_writer.plot(data, out)
+        return paths
 
 
 @hizkit.hookimpl

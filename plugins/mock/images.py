@@ -27,8 +27,8 @@ PSF_FWHM = np.array([0.033, 0.040, 0.050, 0.066, 0.092, 0.116, 0.145])
 #: 5-sigma depths (AB) in r = 0.1" apertures, roughly JADES Deep (data-formats.md)
 DEPTH_5SIG = np.array([29.6, 29.8, 29.8, 29.9, 30.3, 30.3, 30.0])
 DEPTH_APERTURE = 0.1  # arcsec radius
-#: catalog aperture: 0.32" diameter (the EPOCHS aperture the poster's catalog used)
-CATALOG_APERTURE = 0.16
+#: catalog aperture radius: 0.15" (JADES CIRC2; EPOCHS uses a similar 0.32" diameter)
+CATALOG_APERTURE = 0.15
 RADIUS_LIMIT = 0.6  # arcsec, growth-curve limit for flux radii
 
 
@@ -196,36 +196,52 @@ def psf_images(size: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def matching(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PSF homogenisation to F444W (the broadest PSF), as JADES' *_CONV and EPOCHS
-    photometry do: Fourier kernels (7, size, size//2+1), the catalog aperture's point-source
-    correction (F444W's, for every band) and each band's noise factor for that aperture."""
-    psf = np.fft.ifftshift(psf_images(size), axes=(1, 2))
-    ft = fft.rfft2(psf)
-    target = ft[-1]
-    kernel = np.where(np.abs(ft) > 1e-6, target / np.where(np.abs(ft) > 1e-6, ft, 1), 0.0)
-    mask = aperture_mask(size, CATALOG_APERTURE)
-    apcorr = 1.0 / (psf_images(size)[-1] * mask).sum()
-    # white noise through kernel then aperture: sum over pixels of (mask correlated with k)^2
-    weights = fft.irfft2(fft.rfft2(mask)[None] * np.conj(kernel), s=(size, size))
-    noise = np.sqrt((weights**2).sum(axis=(1, 2)))
-    return kernel, np.full(7, apcorr), noise
+def matching_kernels(size: int) -> np.ndarray:
+    """Fourier kernels (7, size, size//2+1) that bring each band to the F444W PSF (the
+    broadest), as JADES' *_CONV and EPOCHS photometry do."""
+    ft = fft.rfft2(np.fft.ifftshift(psf_images(size), axes=(1, 2)))
+    ok = np.abs(ft) > 1e-6
+    return np.where(ok, ft[-1] / np.where(ok, ft, 1), 0.0)
 
 
-def measure(images: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
+@lru_cache(maxsize=8)
+def aperture_terms(
+    size: int, radius: float = CATALOG_APERTURE
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """For a centred aperture on PSF-matched images: the mask, F444W's point-source
+    aperture correction (every band is matched to F444W), and per band the factor turning
+    white pixel noise sigma into the aperture flux error (sum of the squared
+    kernel-correlated mask)."""
+    mask = aperture_mask(size, radius)
+    apcorr = 1.0 / float((psf_images(size)[-1] * mask).sum())
+    weights = fft.irfft2(fft.rfft2(mask)[None] * np.conj(matching_kernels(size)), s=(size, size))
+    return mask, apcorr, np.sqrt((weights**2).sum(axis=(1, 2)))
+
+
+def measure(
+    images: np.ndarray, sigma: np.ndarray, radius: float = CATALOG_APERTURE
+) -> dict[str, np.ndarray]:
     """Catalog photometry of the central source, each (N, 7): aperture fluxes on images
-    matched to the F444W PSF with F444W's point-source aperture correction, their errors,
-    and flux radii on the native images. NaN in the aperture gives NaN."""
+    matched to the F444W PSF with F444W's point-source aperture correction, their errors
+    (from the per-pixel noise ``sigma``), and flux radii on the native images. NaN in the
+    aperture gives NaN."""
     size = images.shape[-1]
-    mask = aperture_mask(size, CATALOG_APERTURE)
-    kernel, apcorr, noise = matching(size)
+    mask, apcorr, noise = aperture_terms(size, radius)
     clean = np.nan_to_num(images, nan=0.0)
-    matched = fft.irfft2(fft.rfft2(clean, workers=-1) * kernel, s=(size, size), workers=-1)
+    matched = fft.irfft2(
+        fft.rfft2(clean, workers=-1) * matching_kernels(size), s=(size, size), workers=-1
+    )
     flux = np.einsum("nbyx,yx->nb", matched, mask, optimize=True) * apcorr
     holes = np.einsum("nbyx,yx->nb", np.isnan(images).astype(np.float32), (mask > 0) * 1.0)
     flux = np.where(holes > 0, np.nan, flux)
     err = np.where(np.isfinite(flux), sigma * noise * apcorr, np.nan)
     return {"flux": flux, "err": err, "radius": flux_radius(images)}
+
+
+def pixel_noise_from_catalog(fluxerr: np.ndarray, size: int) -> np.ndarray:
+    """Invert :func:`measure`'s error: per-pixel sigma (N, 7) from catalog flux errors."""
+    _, apcorr, noise = aperture_terms(size)
+    return fluxerr / (noise * apcorr)
 
 
 @lru_cache(maxsize=2)

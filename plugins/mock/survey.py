@@ -39,7 +39,7 @@ def _analytic_photometry(rng, src: Sources, size: int, sigma: np.ndarray) -> dic
     """Catalog photometry without images, matched to :func:`images.measure` (same aperture,
     same corrections, same noise): used for detection and the unlabelled catalog."""
     frac, rad = images.interpolate_profile(size, src.re, src.sersic)
-    _, apcorr, noise = images.matching(size)
+    _, apcorr, noise = images.aperture_terms(size)
     err = sigma * noise * apcorr
     flux = src.flux * frac + rng.normal(0, 1, err.shape) * err
     snr = np.abs(flux) / err

@@ -1,0 +1,155 @@
+"""CNN training and inference throughput: hizkit's ``cnn`` vs a plain eager PyTorch run.
+
+Same architecture, same weights, 64x64x7 inputs. Each variant runs in its own process so
+that its peak memory (max RSS) is its own.
+
+- plain:   NCHW tensors, model.train() / model.eval() under no_grad, nothing else;
+- hizkit:  what ``CNN.fit`` / ``CNN.predict_proba`` do: channels-last memory, and at
+           inference batch-norm folded into the convolutions under inference_mode;
+- hizkit+compile: the same through torch.compile (``CNN(compile=True)``).
+
+Run: python benchmarks/cnn_throughput.py [--batch 64] [--steps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+VARIANTS = ("plain", "hizkit", "hizkit+compile")
+
+
+def run_variant(variant: str, mode: str, batch: int, steps: int, threads: int | None) -> dict:
+    import numpy as np
+    import torch
+
+    from hizkit.plugins.cnn import build_network, fold_batchnorm
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = build_network()
+    x = torch.randn(batch, 7, 64, 64)
+    y = torch.randint(0, 3, (batch,))
+    fancy = variant != "plain"
+    if fancy:
+        x = x.contiguous(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)
+    if mode == "train":
+        opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        model = torch.compile(net) if variant.endswith("compile") else net
+        net.train()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+        t0 = time.perf_counter()
+        step()  # warm-up (and compilation)
+        warm = time.perf_counter() - t0
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        out = None
+    else:
+        net.eval()
+        model = fold_batchnorm(net).to(memory_format=torch.channels_last) if fancy else net
+        if variant.endswith("compile"):
+            model = torch.compile(model)
+        ctx = torch.inference_mode if fancy else torch.no_grad
+        with ctx():
+            t0 = time.perf_counter()
+            model(x)
+            warm = time.perf_counter() - t0
+            times = []
+            for _ in range(steps):
+                t = time.perf_counter()
+                out = model(x)
+                times.append(time.perf_counter() - t)
+        out = torch.softmax(out, 1).numpy().round(6).tolist()[:8]
+    med = float(np.median(times))
+    return {
+        "variant": variant,
+        "mode": mode,
+        "samples_per_s": batch / med,
+        "warmup_s": warm,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "proba_head": out,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--variant", choices=VARIANTS)
+    ap.add_argument("--mode", choices=("train", "infer"))
+    ap.add_argument("--skip-compile", action="store_true")
+    args = ap.parse_args()
+    if args.variant:  # child process
+        print(
+            json.dumps(run_variant(args.variant, args.mode, args.batch, args.steps, args.threads))
+        )
+        return
+
+    import numpy as np
+    from _common import finish
+
+    results: dict[str, dict] = {}
+    variants = [v for v in VARIANTS if not (args.skip_compile and v.endswith("compile"))]
+    for mode in ("infer", "train"):
+        for v in variants:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--variant",
+                v,
+                "--mode",
+                mode,
+                "--batch",
+                str(args.batch),
+                "--steps",
+                str(args.steps),
+            ]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            res = json.loads(
+                subprocess.run(cmd, capture_output=True, text=True, check=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            results[f"{mode}:{v}"] = res
+            print(
+                f"{mode:5s} {v:15s} {res['samples_per_s']:7.1f} samples/s  "
+                f"warm-up {res['warmup_s']:5.1f} s  peak RSS {res['peak_rss_mb']:6.0f} MB"
+            )
+    ref = np.array(results["infer:plain"]["proba_head"])
+    for v in variants[1:]:
+        diff = float(np.abs(np.array(results[f"infer:{v}"]["proba_head"]) - ref).max())
+        print(f"max |p_{v} - p_plain| = {diff:.2e}")
+        assert diff < 1e-4, "predictions differ beyond float tolerance"
+    figures = {"batch": args.batch}
+    for key, res in results.items():
+        figures[key.replace(":", "_") + "_samples_per_s"] = round(res["samples_per_s"], 2)
+        figures[key.replace(":", "_") + "_peak_rss_mb"] = round(res["peak_rss_mb"])
+    for v in variants[1:]:
+        for mode in ("infer", "train"):
+            ratio = (
+                results[f"{mode}:{v}"]["samples_per_s"] / results[f"{mode}:plain"]["samples_per_s"]
+            )
+            figures[f"{mode}_speedup_{v}"] = round(ratio, 2)
+            print(f"{mode} speed-up {v}: {ratio:.2f}x")
+    finish("cnn_throughput", figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Figures the core draws itself (plugins draw their own through ``Evaluator.plot``)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hizkit.dataset import Dataset
+
+
+def save_atomically(fig, path: Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure under a temporary name, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def stamp_grid(axes_row, cutouts: np.ndarray, bands, scale: str = "shared") -> None:
+    """Draw one source's bands in a row of axes; ``shared`` uses one colour scale for
+    all bands so that dropouts show as empty panels."""
+    finite = cutouts[np.isfinite(cutouts)]
+    lo, hi = np.percentile(finite, [1, 99.5]) if finite.size else (0, 1)
+    for ax, img, band in zip(axes_row, cutouts, bands):
+        if scale != "shared":
+            f = img[np.isfinite(img)]
+            lo, hi = np.percentile(f, [1, 99.5]) if f.size else (0, 1)
+        shown = np.ma.masked_invalid(img)
+        ax.imshow(shown, origin="lower", cmap="gray_r", vmin=lo, vmax=hi)
+        ax.set_facecolor("#ffd0d0")  # missing coverage shows pink
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(band, fontsize=8)
+
+
+def preprocessing_figure(before: Dataset, after: Dataset, out: Path, steps: list[str]) -> Path:
+    """Rows of (before, after) for each source, one column per band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n, nb = len(before), len(before.bands)
+    fig, axes = plt.subplots(2 * n, nb, figsize=(1.6 * nb, 1.8 * 2 * n), squeeze=False)
+    for i in range(n):
+        row = before.catalog.iloc[i]
+        label = f"id {row['id']} {row.get('label', '')}"
+        if "z" in row:
+            label += f" z={row['z']:.2f}"
+        stamp_grid(axes[2 * i], before.cutouts[i], before.bands)
+        stamp_grid(axes[2 * i + 1], after.cutouts[i], after.bands)
+        axes[2 * i, 0].set_ylabel(f"{label}\nraw", fontsize=7)
+        axes[2 * i + 1, 0].set_ylabel(" + ".join(steps), fontsize=7)
+    fig.tight_layout()
+    path = save_atomically(fig, out)
+    plt.close(fig)
+    return path
