@@ -33,6 +33,13 @@ def run_variant(variant: str, mode: str, batch: int, steps: int, threads: int | 
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = build_network()
+    with torch.no_grad():  # trained-like batch-norm statistics, so that folding is tested
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
     x = torch.randn(batch, 7, 64, 64)
     y = torch.randint(0, 3, (batch,))
     fancy = variant != "plain"
@@ -74,7 +81,7 @@ def run_variant(variant: str, mode: str, batch: int, steps: int, threads: int | 
                 t = time.perf_counter()
                 out = model(x)
                 times.append(time.perf_counter() - t)
-        out = torch.softmax(out, 1).numpy().round(6).tolist()[:8]
+        out = out.numpy().tolist()[:16]  # logits
     med = float(np.median(times))
     return {
         "variant": variant,
@@ -135,8 +142,8 @@ def main() -> None:
     ref = np.array(results["infer:plain"]["proba_head"])
     for v in variants[1:]:
         diff = float(np.abs(np.array(results[f"infer:{v}"]["proba_head"]) - ref).max())
-        print(f"max |p_{v} - p_plain| = {diff:.2e}")
-        assert diff < 1e-4, "predictions differ beyond float tolerance"
+        print(f"max |logit_{v} - logit_plain| = {diff:.2e}")
+        assert diff < 1e-3, "predictions differ beyond float tolerance"
     figures = {"batch": args.batch}
     for key, res in results.items():
         figures[key.replace(":", "_") + "_samples_per_s"] = round(res["samples_per_s"], 2)

@@ -8,9 +8,6 @@ in the poster's discussion (F200W the most important, F090W and F115W the least)
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hizkit import progress
+from hizkit.atomic import new_directory
 from hizkit.bench import BenchConfig, run_benchmark
 from hizkit.dataset import Dataset
 from hizkit.errors import HizkitError
@@ -97,12 +95,7 @@ def write_ablation(result: AblationResult, out: Path) -> Path:
 
     from hizkit.figures import save_atomically
 
-    out = Path(out)
-    if out.exists():
-        raise HizkitError(f"output directory {out} already exists; hizkit never overwrites it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_directory(out) as tmp:
         t = result.table
         t.to_csv(tmp / "ablation.csv", index=False)
         (tmp / "ablation.json").write_text(
@@ -136,8 +129,4 @@ def write_ablation(result: AblationResult, out: Path) -> Path:
         fig.tight_layout()
         save_atomically(fig, tmp / "ablation.png")
         plt.close(fig)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)

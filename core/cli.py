@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hizkit import __version__, progress
+from hizkit.atomic import refuse_existing
 from hizkit.errors import HizkitError
 
 console = Console()
@@ -93,8 +94,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     doc = cfg.read_toml(args.config) if args.config else {}
     data_spec, config = cfg.build(doc, data=args.data, classifiers="prior")
     out = Path(args.out)
-    if out.exists():
-        raise HizkitError(f"{out} already exists; hizkit never overwrites it")
+    refuse_existing(out)
     registry = get_registry()
     steps = [
         registry.create("preprocessor", n, **config.preprocessor_params.get(n, {}))

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from hizkit.atomic import replace_file
 from hizkit.dataset import Dataset
 
 
 def save_atomically(fig, path: Path, dpi: int = 110) -> Path:
     """Save a matplotlib figure under a temporary name, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    try:
+    with replace_file(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def stamp_grid(axes_row, cutouts: np.ndarray, bands, scale: str = "shared") -> None:

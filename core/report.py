@@ -18,9 +18,6 @@ import datetime as dt
 import html
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +26,9 @@ import pandas as pd
 from rich.table import Table
 
 from hizkit import __version__
+from hizkit.atomic import new_directory, refuse_existing
 from hizkit.bench import BenchResult
 from hizkit.dataset import CLASSES
-from hizkit.errors import HizkitError
 
 HEADLINE = ["accuracy", "balanced_accuracy"] + [f"tpr_{c}" for c in CLASSES] + ["fit_seconds"]
 SHORT = {
@@ -64,8 +61,7 @@ def default_run_dir(base: str | Path = "hizkit-runs") -> Path:
 
 def check_new_dir(path: Path) -> None:
     """Refuse an output directory that exists (before any work is done)."""
-    if path.exists():
-        raise HizkitError(f"output directory {path} already exists; hizkit never overwrites it")
+    refuse_existing(path)
 
 
 def _clean(value: Any) -> Any:
@@ -238,11 +234,7 @@ def report_html(markdown_table: str, figures: list[Path]) -> str:
 
 def write_run(result: BenchResult, out: Path) -> Path:
     """Write the run directory atomically; returns its path."""
-    out = Path(out)
-    check_new_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_directory(out) as tmp:
         (tmp / "results.json").write_text(json.dumps(results_document(result), indent=2))
         predictions_frame(result).to_csv(tmp / "predictions.csv", index=False)
         split_frame(result).to_csv(tmp / "split.csv", index=False)
@@ -258,8 +250,4 @@ def write_run(result: BenchResult, out: Path) -> Path:
         md = summary_markdown(result, figures)
         (tmp / "summary.md").write_text(md)
         (tmp / "report.html").write_text(report_html(md, figures))
-        os.rename(tmp, out)  # atomic; fails if `out` appeared meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)

@@ -29,8 +29,17 @@ def test_select_bands_slices_cutouts_and_photometry(tiny):
 
 
 def test_ablation_finds_the_informative_band(registry, tiny, tmp_path):
-    """In the tiny set only the F090W/F115W dropout and the F444W excess separate the
-    classes, so losing F444W must hurt more than losing F277W."""
+    """Brown dwarfs differ from low-z sources only by an F444W excess here, so losing
+    F444W must hurt and losing F277W must not."""
+    flux = np.ones((len(tiny), 7)) * 50
+    y = tiny.y
+    flux[y == 1, :2] = 0.5  # high-z: F090W and F115W drop out
+    flux[y == 2, 6] *= 4  # brown dwarfs: bright in F444W, otherwise like low-z
+    rng = np.random.default_rng(0)
+    cat = tiny.catalog.copy()
+    for b, band in enumerate(tiny.bands):
+        cat[f"flux_{band}"] = flux[:, b] * rng.lognormal(0, 0.05, len(cat))
+    tiny = tiny.replace(catalog=cat)
     config = BenchConfig([ClassifierSpec("logistic", "logistic")], evaluators=["classification"])
     result = run_ablation(tiny, config, registry)
     drop = dict(result.ranking("logistic"))
@@ -43,8 +52,9 @@ def test_ablation_finds_the_informative_band(registry, tiny, tmp_path):
 
 def test_show_writes_a_png(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[data]\nn_lowz = 6\nn_highz = 6\nn_brown_dwarfs = 2\nn_unlabelled = 0\n"
-                   "cutout_size = 32\n")
+    cfg.write_text(
+        "[data]\nn_lowz = 6\nn_highz = 6\nn_brown_dwarfs = 2\nn_unlabelled = 0\ncutout_size = 32\n"
+    )
     out = tmp_path / "fig.png"
     assert main(["show", "--config", str(cfg), "--out", str(out)]) == 0
     assert out.stat().st_size > 10000

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import hizkit
 from hizkit import Dataset, HizkitError
+from hizkit.atomic import refuse_existing
 from hizkit.plugins.mock import survey
 
 
@@ -101,9 +102,7 @@ class MockSurvey(hizkit.DataSource):
         (and colour-colour and redshift plots beside it when ``plot``)."""
         from hizkit.plugins.mock import jades_writer
 
-        out = Path(out)
-        if out.exists():
-            raise HizkitError(f"{out} already exists; hizkit never overwrites it")
+        refuse_existing(Path(out))  # before the (long) simulation, not after
         data = self.load()
         paths = jades_writer.write(data, out)
         if plot:

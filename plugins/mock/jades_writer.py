@@ -15,8 +15,6 @@ PHOTOZ carries the simulator's own template fit under the EAZY_ column names.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from hizkit import Dataset, HizkitError, progress
+from hizkit.atomic import new_directory
 from hizkit.plugins.mock import images
 
 PREFIX = "hlsp_jades_jwst_nircam_goods-s-deep"
@@ -50,22 +49,8 @@ def _wcs(shape: tuple[int, int], ra: float, dec: float) -> WCS:
     return w
 
 
-def _atomic_write(hdul: fits.HDUList, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".fits.tmp")
-    os.close(fd)
-    try:
-        hdul.writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write(data: Dataset, out: Path) -> list[Path]:
     """Write mosaics and catalog into ``out`` (which must not exist yet)."""
-    out = Path(out)
-    if out.exists():
-        raise HizkitError(f"{out} already exists; hizkit never overwrites it")
     if data.cutouts is None:
         raise HizkitError("this dataset has no cutouts to tile into mosaics")
     n, nb, s, _ = data.cutouts.shape
@@ -81,11 +66,8 @@ def write(data: Dataset, out: Path) -> list[Path]:
         np.column_stack([cat[f"fluxerr_{band}"].to_numpy(float) for band in data.bands]), s
     )
 
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None)
-    )
     written = []
-    try:
+    with new_directory(out) as tmp:
         header = wcs.to_header()
         for b in progress.track(range(nb), "writing mosaics"):
             band = data.bands[b]
@@ -114,9 +96,8 @@ def write(data: Dataset, out: Path) -> list[Path]:
                     fits.ImageHDU(err, h, name="ERR"),
                 ]
             )
-            path = tmp / mosaic_name(band)
-            _atomic_write(hdul, path)
-            written.append(out / path.name)
+            hdul.writeto(tmp / mosaic_name(band))
+            written.append(Path(out) / mosaic_name(band))
 
         ids = cat["id"].to_numpy()
         base = {"ID": ids, "RA": ra, "DEC": dec}
@@ -143,8 +124,8 @@ def write(data: Dataset, out: Path) -> list[Path]:
             {
                 "ID": ids,
                 "Z_TRUE": cat["z"].to_numpy(float),
-                "LABEL": cat["label"].astype(str).to_numpy(),
-                "KIND": cat["kind"].astype(str).to_numpy(),
+                "LABEL": np.array(cat["label"].astype(str).tolist()),
+                "KIND": np.array(cat["kind"].astype(str).tolist()),
                 "BIMODAL": cat["bimodal"].to_numpy(bool),
             }
         )
@@ -169,14 +150,8 @@ def write(data: Dataset, out: Path) -> list[Path]:
             for colname in hdu.columns.names:
                 if "CIRC" in colname or "KRON" in colname:
                     hdu.columns[colname].unit = "nJy"
-        _atomic_write(hdul, tmp / CATALOG_NAME)
-        written.append(out / CATALOG_NAME)
-        os.rename(tmp, out)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        hdul.writeto(tmp / CATALOG_NAME)
+        written.append(Path(out) / CATALOG_NAME)
     return written
 
 

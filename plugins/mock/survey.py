@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hizkit import progress
+from hizkit.atomic import replace_file
 from hizkit.dataset import CLASSES, NIRCAM_BANDS, Dataset, flux_col, fluxerr_col, radius_col
 from hizkit.plugins.mock import images, photoz
 from hizkit.plugins.mock.population import DRAW, Sources, draw_lowz
@@ -216,15 +216,8 @@ def save(ds: Dataset, path: Path) -> None:
     if ds.extra_train is not None:
         arrays.update(_frame_arrays("extra", ds.extra_train.catalog))
         arrays["extra_cutouts"] = ds.extra_train.cutouts
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with replace_file(path) as tmp:
         np.savez(tmp, meta=np.array(json.dumps(ds.meta)), **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load(path: Path) -> Dataset:
