@@ -38,10 +38,11 @@ def _load_data(spec):
     return source.load(spec.location)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def _setup(args: argparse.Namespace, evaluators: str | None, default_base: str):
+    """Config file + flags, every plugin name checked, the output directory checked free:
+    all before any data is loaded, so a typo costs nothing."""
     from hizkit import config as cfg
     from hizkit import report
-    from hizkit.bench import run_benchmark
     from hizkit.registry import get_registry
 
     doc = cfg.read_toml(args.config) if args.config else {}
@@ -49,17 +50,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
         doc,
         data=args.data,
         classifiers=args.classifiers,
-        evaluators=args.evaluators,
+        evaluators=evaluators,
         runs=args.runs,
         seed=args.seed,
     )
     registry = get_registry()
-    for spec in config.classifiers:  # fail on a bad name before loading anything
+    registry.info("data_source", data_spec.source)
+    for spec in config.classifiers:
         registry.info("classifier", spec.plugin)
     for name in config.evaluators or []:
         registry.info("evaluator", name)
-    out = Path(args.out) if args.out else report.default_run_dir()
+    out = Path(args.out) if args.out else report.default_run_dir(default_base)
     report.check_new_dir(out)
+    return data_spec, config, registry, out
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from hizkit import report
+    from hizkit.bench import run_benchmark
+
+    data_spec, config, registry, out = _setup(args, args.evaluators, "hizkit-runs")
     with progress.live():
         progress.log(f"loading data: {data_spec.source}")
         dataset = _load_data(data_spec)
@@ -126,25 +136,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from hizkit import config as cfg
-    from hizkit import report
     from hizkit.ablate import run_ablation, write_ablation
-    from hizkit.registry import get_registry
 
-    doc = cfg.read_toml(args.config) if args.config else {}
-    data_spec, config = cfg.build(
-        doc,
-        data=args.data,
-        classifiers=args.classifiers,
-        evaluators="classification",
-        runs=args.runs,
-        seed=args.seed,
-    )
-    registry = get_registry()
-    for spec in config.classifiers:
-        registry.info("classifier", spec.plugin)
-    out = Path(args.out) if args.out else report.default_run_dir("hizkit-ablations")
-    report.check_new_dir(out)
+    data_spec, config, registry, out = _setup(args, "classification", "hizkit-ablations")
     with progress.live():
         dataset = _load_data(data_spec)
         result = run_ablation(dataset, config, registry)
