@@ -28,6 +28,8 @@ def hog_batch(
         )
     out = np.empty((m, nbr * nbc * block * block * orientations))
     eps2 = 1e-5**2
+    rows, cols = np.mgrid[: ncr * cell, : ncc * cell]
+    cell_index = (rows // cell) * ncc + cols // cell
     for start in range(0, m, chunk):
         img = np.nan_to_num(images[start : start + chunk].astype(float))
         gr = np.zeros_like(img)
@@ -36,13 +38,14 @@ def hog_batch(
         gc[:, :, 1:-1] = img[:, :, 2:] - img[:, :, :-2]
         mag = np.hypot(gr, gc)[:, : ncr * cell, : ncc * cell]
         ang = (np.rad2deg(np.arctan2(gr, gc)) % 180)[:, : ncr * cell, : ncc * cell]
-        which = np.minimum((ang / (180.0 / orientations)).astype(int), orientations - 1)
-        hist = np.zeros((len(img), ncr, cell, ncc, cell, orientations))
-        onehot = which.reshape(len(img), ncr, cell, ncc, cell)
-        np.put_along_axis(
-            hist, onehot[..., None], mag.reshape(len(img), ncr, cell, ncc, cell)[..., None], axis=-1
+        which = np.minimum((ang / (180.0 / orientations)).astype(np.int64), orientations - 1)
+        # one weighted bincount over (image, cell, orientation) makes every histogram at once
+        k = len(img)
+        slot = (np.arange(k)[:, None, None] * (ncr * ncc) + cell_index) * orientations + which
+        cells = np.bincount(
+            slot.ravel(), weights=mag.ravel(), minlength=k * ncr * ncc * orientations
         )
-        cells = hist.sum(axis=(2, 4)) / (cell * cell)  # (M, ncr, ncc, o)
+        cells = cells.reshape(k, ncr, ncc, orientations) / (cell * cell)
         blocks = np.stack(
             [cells[:, r : r + block, c : c + block, :] for r in range(nbr) for c in range(nbc)],
             axis=1,

@@ -73,6 +73,7 @@ class TSNEForest(hizkit.Classifier):
         min_samples: int = 10,
         cluster_selection: str = "leaf",
         n_estimators: int = 100,
+        max_samples: float | None = 0.3,
         max_unlabelled: int | None = None,
         silhouette_sample: int = 5000,
         seed: int = 0,
@@ -85,6 +86,7 @@ class TSNEForest(hizkit.Classifier):
         self.min_samples = min_samples
         self.cluster_selection = cluster_selection
         self.n_estimators = n_estimators
+        self.max_samples = max_samples
         self.max_unlabelled = max_unlabelled
         self.silhouette_sample = silhouette_sample
         self.seed = seed
@@ -162,8 +164,11 @@ class TSNEForest(hizkit.Classifier):
         return self
 
     def _forest(self, cls):
+        # each tree sees a bootstrap of max_samples of the ~50k clustered sources: the
+        # labels come from clusters, so more rows add time, not information
         forest = cls(
             n_estimators=self.n_estimators,
+            max_samples=self.max_samples,
             min_samples_leaf=2,
             n_jobs=os.cpu_count(),
             random_state=self.seed,
