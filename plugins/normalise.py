@@ -9,6 +9,8 @@ band separately and so erases the dropout signal.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 import hizkit
@@ -45,7 +47,9 @@ class Normalise(hizkit.Preprocessor):
         yy, xx = np.mgrid[:h, :w]
         r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) * data.pixel_scale
         aperture = r <= self.radius
-        det = np.nanmean(data.cutouts[:, idx], axis=1)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+            det = np.nanmean(data.cutouts[:, idx], axis=1)
         flux = np.nansum(np.where(aperture, det, 0.0), axis=(1, 2))
         # a faint or negative source falls back to its noise level: never divide by ~0
         noise = np.nanstd(np.where(aperture, np.nan, det), axis=(1, 2)) * np.sqrt(aperture.sum())
