@@ -75,6 +75,9 @@ class DataSource(Plugin, ABC):
     """
 
     kind: ClassVar[str] = "data_source"
+    #: True when :meth:`load` reads files: the conformance test then passes a directory
+    #: of simulated files in the JADES v2.0 layout as the location
+    needs_location: ClassVar[bool] = False
 
     @abstractmethod
     def load(self, location: str | None = None) -> Dataset:

@@ -28,6 +28,7 @@ DISABLE_AUTOLOAD_ENV = "HIZKIT_DISABLE_PLUGIN_AUTOLOAD"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "hizkit.plugins.mock",
+    "hizkit.plugins.jades",
     "hizkit.plugins.segment",
     "hizkit.plugins.normalise",
     "hizkit.plugins.augment",

@@ -30,11 +30,21 @@ def test_every_kind_has_builtins():
         assert names(kind), kind
 
 
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A small simulated survey written in the JADES v2.0 layout."""
+    from hizkit.plugins.mock import MockSurvey
+
+    out = tmp_path_factory.mktemp("files") / "jades"
+    MockSurvey(**MockSurvey.test_params).simulate_to(out)
+    return str(out)
+
+
 @pytest.mark.parametrize("name", names("data_source"))
-def test_data_source(name):
+def test_data_source(name, files):
     cls = REGISTRY.get("data_source", name)
     assert cls.description
-    ds = cls.create(**cls.test_params).load()
+    ds = cls.create(**cls.test_params).load(files if cls.needs_location else None)
     assert isinstance(ds, hizkit.Dataset)
     assert len(ds) > 0
     assert ds.cutouts is None or ds.cutouts.dtype == np.float32
