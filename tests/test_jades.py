@@ -113,3 +113,32 @@ def test_catalog_without_band_column(sim, tmp_path):
         hdul.writeto(cat, overwrite=True)
     with pytest.raises(hizkit.HizkitError, match="band F090W missing"):
         JadesSource(labels="truth", cutout_size=32).load(str(bad))
+
+
+def _copy(out, dest):
+    dest.mkdir()
+    for p in out.glob("*.fits"):
+        (dest / p.name).write_bytes(p.read_bytes())
+    return dest
+
+
+def test_catalog_without_photoz(sim, tmp_path):
+    out, _ = sim
+    bad = _copy(out, tmp_path / "nz")
+    cat = bad / jades_writer.CATALOG_NAME
+    with fits.open(cat) as hdul:
+        del hdul["PHOTOZ"]
+        hdul.writeto(cat, overwrite=True)
+    with pytest.raises(hizkit.HizkitError, match="no photometric redshifts"):
+        JadesSource().load(str(bad))
+
+
+def test_mismatched_wcs(sim, tmp_path):
+    out, _ = sim
+    bad = _copy(out, tmp_path / "wcs")
+    path = bad / jades_writer.mosaic_name("F356W")
+    with fits.open(path) as hdul:
+        hdul["SCI"].header["CRPIX1"] += 7
+        hdul.writeto(path, overwrite=True)
+    with pytest.raises(hizkit.HizkitError, match="WCS differs"):
+        JadesSource(labels="truth", cutout_size=32).load(str(bad))
