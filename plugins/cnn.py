@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -394,4 +393,4 @@ def hizkit_register_classifiers() -> list[type[hizkit.Classifier]]:
     return [CNN]
 
 
-__all__ = ["CNN", "build_network", "fold_batchnorm", "os", "parameter_count"]
+__all__ = ["CNN", "build_network", "fold_batchnorm", "parameter_count"]
