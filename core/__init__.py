@@ -23,6 +23,7 @@ from hizkit.dataset import (
     detection_index,
     flux_col,
     fluxerr_col,
+    limit_magnitudes,
     make_split,
     radius_col,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "flux_col",
     "fluxerr_col",
     "hookimpl",
+    "limit_magnitudes",
     "make_split",
     "radius_col",
 ]

@@ -203,17 +203,25 @@ def detection_index(data: Dataset, bands: Sequence[str]) -> list[int]:
     return idx or list(range(len(data.bands)))
 
 
+def limit_magnitudes(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """AB magnitudes with 1-sigma upper limits: the flux where S/N > 1, else the 1-sigma
+    error, so a dropout gives a faint, finite magnitude. NaN where the flux or its error
+    is missing (no coverage is not a non-detection)."""
+    flux = np.asarray(flux, dtype=float)
+    err = np.asarray(err, dtype=float)
+    valid = np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    with np.errstate(invalid="ignore"):
+        value = np.where(flux > err, flux, err)
+    return ab_mag(np.where(valid, value, np.nan))
+
+
 def colour_features(data: Dataset, catalog: pd.DataFrame | None = None) -> np.ndarray:
     """Adjacent-band colours and the reddest-band magnitude, ``(N, bands)``.
 
-    Fluxes below their 1-sigma error are replaced by the error (a 1-sigma upper limit),
-    so a dropout gives a large, finite colour instead of NaN; a missing band becomes the
-    column's median. ``catalog`` defaults to the dataset's own.
+    Magnitudes are :func:`limit_magnitudes`, so a dropout gives a large, finite colour;
+    a missing band becomes the column's median. ``catalog`` defaults to the dataset's own.
     """
-    flux, err = data.photometry(catalog)
-    floor = np.where(np.isfinite(err) & (err > 0), err, np.nan)
-    f = np.where(np.isfinite(flux), np.maximum(flux, floor), np.nan)
-    mag = ab_mag(f)
+    mag = limit_magnitudes(*data.photometry(catalog))
     feats = np.column_stack([mag[:, :-1] - mag[:, 1:], mag[:, -1]])
     with np.errstate(all="ignore"):
         med = np.nanmedian(feats, axis=0) if len(feats) else np.zeros(feats.shape[1])

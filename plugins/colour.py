@@ -74,13 +74,11 @@ class ColourCuts(hizkit.Classifier):
     def predict_proba(self, data: Dataset) -> np.ndarray:
         flux, err = data.photometry()
         bands = list(data.bands)
+        mag = hizkit.limit_magnitudes(flux, err)  # NaN (no coverage) fails every cut
         err = np.where(np.isfinite(err) & (err > 0), err, np.inf)
         snr = np.where(np.isfinite(flux), flux / err, 0.0)
-        limit = np.where(snr > 1, flux, err)  # undetected: the 1-sigma limit
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mag = -2.5 * np.log10(limit) + 31.4
-            # a limit is a bound, not a measurement: its colours carry no extra scatter
-            dmag = np.where(snr > 1, 1.0857 / snr, 0.0)
+        # a limit is a bound, not a measurement: its colours carry no extra scatter
+        dmag = np.where(snr > 1, 1.0857 / np.where(snr > 1, snr, 1.0), 0.0)
 
         def colour(a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
             i, j = bands.index(a), bands.index(b)

@@ -32,10 +32,7 @@ from hizkit import CLASSES, Dataset, progress
 
 def magnitude_features(data: Dataset, catalog: pd.DataFrame) -> np.ndarray:
     """AB magnitudes (1-sigma limits when S/N < 1) and flux radii (arcsec), (N, 2 bands)."""
-    flux, err = data.photometry(catalog)
-    err = np.where(np.isfinite(err) & (err > 0), err, np.nan)
-    limit = np.where(flux > err, flux, err)
-    mags = hizkit.ab_mag(limit)
+    mags = hizkit.limit_magnitudes(*data.photometry(catalog))
     radii = catalog[[hizkit.radius_col(b) for b in data.bands]].to_numpy(float)
     x = np.column_stack([mags, np.log10(np.clip(radii, 1e-3, None))])
     with np.errstate(all="ignore"):

@@ -162,12 +162,10 @@ def plot(data: Dataset, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hizkit import CLASSES, ab_mag
+    from hizkit import CLASSES, limit_magnitudes
 
     cat = data.catalog
-    flux, err = data.photometry()
-    snr = flux / err
-    mag = ab_mag(np.where(snr > 1, flux, err))  # 1-sigma limits for non-detections
+    mag = limit_magnitudes(*data.photometry())
     b = {band: i for i, band in enumerate(data.bands)}
 
     def colour(a, c):
