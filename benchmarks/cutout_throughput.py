@@ -104,7 +104,7 @@ def main() -> None:
         times = []
         for _ in range(3):
             t = time.perf_counter()
-            cut = source.cutouts(directory, lay, cat)
+            cut, _ = source.cutouts(directory, lay, cat)
             times.append(time.perf_counter() - t)
         ours = float(np.median(times))
         k = args.reference_sample

@@ -151,8 +151,11 @@ class JadesSource(hizkit.DataSource):
 
     # ------------------------------------------------------------------ cutouts
 
-    def cutouts(self, directory: Path, lay: dict[str, Any], cat: pd.DataFrame) -> np.ndarray:
-        """(N, bands, S, S) float32 in nJy/pixel; NaN outside the mosaic or without coverage."""
+    def cutouts(
+        self, directory: Path, lay: dict[str, Any], cat: pd.DataFrame
+    ) -> tuple[np.ndarray, float]:
+        """(N, bands, S, S) float32 in nJy/pixel (NaN outside the mosaic or without
+        coverage) and the common pixel scale in arcsec."""
         from astropy.wcs import WCS
 
         s = self.cutout_size
@@ -214,7 +217,8 @@ class JadesSource(hizkit.DataSource):
                         e = np.asarray(err[ya:yb, xa:xb])
                         tile[~(np.isfinite(e) & (e > 0))] = np.nan
                     out[i, b, ya - y0[i] : yb - y0[i], xa - x0[i] : xb - x0[i]] = tile
-        return out
+        pixel_scale = float(np.sqrt(abs(np.linalg.det(ref.pixel_scale_matrix))) * 3600)
+        return out, pixel_scale
 
     def load(self, location: str | None = None) -> Dataset:
         if not location:
@@ -224,11 +228,11 @@ class JadesSource(hizkit.DataSource):
             raise HizkitError(f"{directory}: no such directory")
         lay = load_layout(self.layout)
         cat = self.read_catalog(directory, lay)
-        cut = self.cutouts(directory, lay, cat)
+        cut, pixel_scale = self.cutouts(directory, lay, cat)
         return Dataset(
             cat,
             self.bands,
-            float(abs(_pixel_scale(directory, lay, self.bands[0]))),
+            pixel_scale,
             cut,
             meta={
                 "source": "jades",
@@ -247,17 +251,6 @@ def _to_njy_per_pixel(header, path: Path) -> float:
     if pixar is None:
         raise HizkitError(f"{path}: no PIXAR_SR keyword to convert MJy/sr to nJy")
     return float(pixar) * 1e15  # 1 MJy = 1e6 Jy = 1e15 nJy
-
-
-def _pixel_scale(directory: Path, lay: dict[str, Any], band: str) -> float:
-    from astropy.wcs import WCS
-
-    path = directory / lay["mosaic"].format(band_lower=band.lower(), BAND=band.upper())
-    with _open(path) as hdul:
-        return float(
-            np.sqrt(abs(np.linalg.det(WCS(hdul[lay["science_ext"]].header).pixel_scale_matrix)))
-            * 3600
-        )
 
 
 @hizkit.hookimpl
