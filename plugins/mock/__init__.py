@@ -13,11 +13,22 @@ from typing import ClassVar
 import hizkit
 from hizkit import Dataset, HizkitError
 from hizkit.atomic import refuse_existing
+from hizkit.cuts import QualityCuts
 from hizkit.plugins.mock import survey
+
+#: The poster's kind of quality cuts (S/N, redshift PDF, SED fit) on the labelled galaxies;
+#: ``quality_cuts={}`` takes every detected source instead.
+POSTER_CUTS: dict[str, float] = {"min_snr": 10.0, "max_pdf_width": 0.5, "max_chi2": 25.0}
 
 
 class MockSurvey(hizkit.DataSource):
     """A simulated 7-band NIRCam survey shaped like the poster's labelled set.
+
+    The labelled galaxies pass the poster's kind of quality cuts (``quality_cuts``,
+    default :data:`POSTER_CUTS`, made with :mod:`hizkit.cuts` on the photometry measured
+    on the simulated images, as on a real catalog). Labels are the true classes
+    (``labels='truth'``) or, as in the poster, from the photometric redshift
+    (``labels='photoz'``; the true class stays in ``label_true``).
 
     Deterministic for a seed; cached on disk (``$HIZKIT_CACHE_DIR`` or
     ``~/.cache/hizkit``) keyed by every parameter.
@@ -45,6 +56,8 @@ class MockSurvey(hizkit.DataSource):
         coverage_loss: float = 0.05,
         depth_scatter: float = 0.15,
         detection_snr: float = 5.0,
+        quality_cuts: dict[str, float] | None = None,
+        labels: str = "truth",
         seed: int = 0,
         cache: bool = True,
     ) -> None:
@@ -58,6 +71,8 @@ class MockSurvey(hizkit.DataSource):
         self.coverage_loss = coverage_loss
         self.depth_scatter = depth_scatter
         self.detection_snr = detection_snr
+        self.quality_cuts = dict(POSTER_CUTS if quality_cuts is None else quality_cuts)
+        self.labels = labels
         self.seed = seed
         self.cache = cache
 
@@ -78,6 +93,11 @@ class MockSurvey(hizkit.DataSource):
                 raise HizkitError(f"mock: {key} must be >= 0, got {params[key]!r}")
         if not 0 <= self.coverage_loss <= 1:
             raise HizkitError(f"mock: coverage_loss must be in [0, 1], got {self.coverage_loss!r}")
+        if params["quality_cuts"] is None:
+            params["quality_cuts"] = dict(POSTER_CUTS)
+        QualityCuts.from_dict(params["quality_cuts"])  # a clear error for an unknown cut
+        if self.labels not in ("truth", "photoz"):
+            raise HizkitError(f"mock: labels must be 'truth' or 'photoz', got {self.labels!r}")
         if params["n_lowz"] + params["n_highz"] + params["n_brown_dwarfs"] == 0:
             raise HizkitError("mock: the labelled set is empty")
         return params

@@ -13,7 +13,8 @@ import pandas as pd
 
 from hizkit import progress
 from hizkit.atomic import replace_file
-from hizkit.dataset import CLASSES, NIRCAM_BANDS, Dataset, flux_col, fluxerr_col, radius_col
+from hizkit.cuts import QualityCuts, describe, stack_snr
+from hizkit.dataset import CLASSES, NIRCAM_BANDS, Z_HIGH, Dataset, flux_col, fluxerr_col, radius_col
 from hizkit.plugins.mock import images, photoz
 from hizkit.plugins.mock.population import DRAW, Sources, draw_lowz
 
@@ -50,27 +51,61 @@ def _analytic_photometry(rng, src: Sources, size: int, sigma: np.ndarray) -> dic
 
 def detection_snr(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
     """S/N in the inverse-variance-weighted F277W+F356W+F444W stack (EPOCHS-style detection)."""
-    f, e = flux[:, 4:7], err[:, 4:7]
-    ok = np.isfinite(f) & np.isfinite(e) & (e > 0)
-    w = np.where(ok, 1 / np.where(ok, e, 1) ** 2, 0)
-    stack = (np.where(ok, f, 0) * w).sum(1) / np.maximum(w.sum(1), 1e-300)
-    return stack * np.sqrt(w.sum(1))
+    return stack_snr(flux[:, 4:7], err[:, 4:7])
+
+
+def preselect(phot: dict[str, np.ndarray], cuts: QualityCuts | None) -> np.ndarray:
+    """A loosened version of the quality cuts on analytic photometry: it spares rendering
+    candidates that will almost surely fail the exact cuts made on their images."""
+    if cuts is None or not cuts.active:
+        return np.ones(len(phot["flux"]), dtype=bool)
+    keep = np.ones(len(phot["flux"]), dtype=bool)
+    if cuts.min_snr is not None:
+        keep &= detection_snr(phot["flux"], phot["err"]) >= 0.7 * cuts.min_snr
+    if cuts.max_pdf_width is not None or cuts.max_chi2 is not None:
+        fit = photoz.fit(phot["flux"], phot["err"])
+        if cuts.max_pdf_width is not None:
+            width = (fit["z_u68"] - fit["z_l68"]) / (1 + fit["z_phot"])
+            keep &= width <= 2 * cuts.max_pdf_width
+        if cuts.max_chi2 is not None:
+            keep &= np.minimum(fit["chi2_lowz"], fit["chi2_highz"]) <= 2 * cuts.max_chi2
+    return keep
 
 
 def draw_detected(
-    rng, label: str, n: int, size: int, depth_scatter: float, min_snr: float
+    rng,
+    label: str,
+    n: int,
+    size: int,
+    depth_scatter: float,
+    min_snr: float,
+    cuts: QualityCuts | None = None,
 ) -> Sources:
-    """Draw sources of one class until ``n`` pass the detection cut."""
+    """Draw sources of one class until ``n`` pass the detection cut (and, for galaxies,
+    a loosened version of ``cuts``)."""
     kept: list[Sources] = []
     total = 0
     batch = max(64, 2 * n)
     while total < n:
         src = DRAW[label](rng, batch)
         phot = _analytic_photometry(rng, src, size, _catalog_noise(rng, batch, depth_scatter))
-        ok = np.flatnonzero(detection_snr(phot["flux"], phot["err"]) >= min_snr)
+        ok = detection_snr(phot["flux"], phot["err"]) >= min_snr
+        if label != "brown_dwarf":
+            ok &= preselect(phot, cuts)
+        ok = np.flatnonzero(ok)
         kept.append(src.take(ok[: n - total]))
         total += min(ok.size, n - total)
     return Sources.join(kept) if kept else DRAW[label](rng, 0)
+
+
+def assign_labels(true_label: np.ndarray, z_phot: np.ndarray, labels: str) -> np.ndarray:
+    """Class labels: the true class (``labels='truth'``) or, as a real survey has to,
+    galaxies labelled from their photometric redshift (``'photoz'``: z_phot >= 4 is
+    high-z); brown dwarfs keep their label either way."""
+    if labels == "truth":
+        return np.asarray(true_label)
+    galaxy_label = np.where(z_phot >= Z_HIGH, "highz", "lowz")
+    return np.where(true_label == "brown_dwarf", "brown_dwarf", galaxy_label)
 
 
 def _positions(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,16 +144,22 @@ def build(params: dict[str, Any]) -> Dataset:
         "highz": params["n_highz"],
         "brown_dwarf": params["n_brown_dwarfs"],
     }
+    cuts = QualityCuts.from_dict(params["quality_cuts"])
     common = dict(depth_scatter=params["depth_scatter"], min_snr=params["detection_snr"])
+    passed: list[tuple[str, int]] = []
 
     def labelled_set(counts: dict[str, int], first_id: int, rng) -> Dataset:
-        """Render candidates and keep those detected on their own images (S/N in the
-        detection stack >= detection_snr), until every class has its count."""
+        """Render candidates, measure them on their own images, keep those detected
+        (S/N in the detection stack >= detection_snr) whose galaxies pass the quality
+        cuts, until every class has its count. Brown dwarfs are found by their own
+        (atmosphere-fit) route and are not cut on photo-z."""
         need = dict(counts)
-        parts: list[tuple[Sources, np.ndarray, dict[str, np.ndarray]]] = []
+        parts: list[tuple[Sources, np.ndarray, dict[str, np.ndarray], pd.DataFrame]] = []
         while sum(need.values()) > 0:
-            extra = {c: int(1.2 * need[c]) + 2 if need[c] else 0 for c in CLASSES}
-            src = Sources.join([draw_detected(rng, c, extra[c], size, **common) for c in CLASSES])
+            extra = {c: int(1.3 * need[c]) + 2 if need[c] else 0 for c in CLASSES}
+            src = Sources.join(
+                [draw_detected(rng, c, extra[c], size, **common, cuts=cuts) for c in CLASSES]
+            )
             n_pool = int(3 * params["neighbour_rate"] * len(src)) + 10
             pool = draw_lowz(rng, n_pool, faint=31.0)
             cut, sigma, _ = images.render_cutouts(
@@ -131,23 +172,41 @@ def build(params: dict[str, Any]) -> Dataset:
                 depth_scatter=params["depth_scatter"],
             )
             phot = images.measure(cut, sigma)
+            fit = pd.DataFrame(photoz.fit(phot["flux"], phot["err"]))
+            fit["chi2_phot"] = np.minimum(fit["chi2_lowz"], fit["chi2_highz"])
+            frame = fit.assign(
+                **{flux_col(b): phot["flux"][:, i] for i, b in enumerate(NIRCAM_BANDS)},
+                **{fluxerr_col(b): phot["err"][:, i] for i, b in enumerate(NIRCAM_BANDS)},
+            )
             detected = detection_snr(phot["flux"], phot["err"]) >= params["detection_snr"]
+            galaxy = src.label != "brown_dwarf"
+            good, steps = cuts.apply(frame[detected], only=galaxy[detected])
+            ok = np.zeros(len(src), dtype=bool)
+            ok[np.flatnonzero(detected)[good]] = True
+            passed.append(("rendered", len(src)))
+            passed.extend([("detected", int(detected.sum())), *steps[1:]])
+            label = assign_labels(src.label, fit["z_phot"].to_numpy(), params["labels"])
             keep = []
             for c in CLASSES:
-                idx = np.flatnonzero(detected & (src.label == c))[: need[c]]
+                idx = np.flatnonzero(ok & (label == c))[: need[c]]
                 need[c] -= idx.size
                 keep.append(idx)
             k = np.concatenate(keep)
-            parts.append((src.take(k), cut[k], {key: v[k] for key, v in phot.items()}))
+            fit = fit.drop(columns="chi2_phot")
+            parts.append((src.take(k), cut[k], {key: v[k] for key, v in phot.items()}, fit.iloc[k]))
         src = Sources.join([p[0] for p in parts])
         cut = np.concatenate([p[1] for p in parts])
         phot = {key: np.concatenate([p[2][key] for p in parts]) for key in parts[0][2]}
+        fit = pd.concat([p[3] for p in parts], ignore_index=True)
         order = rng.permutation(len(src))
-        src, cut = src.take(order), cut[order]
+        src, cut, fit = src.take(order), cut[order], fit.iloc[order].reset_index(drop=True)
         phot = {key: v[order] for key, v in phot.items()}
         cat = _catalog(src, phot, np.arange(first_id, first_id + len(src)), rng, labelled=True)
-        for key, val in photoz.fit(phot["flux"], phot["err"]).items():
-            cat[key] = val
+        for key in fit.columns:
+            cat[key] = fit[key].to_numpy()
+        cat["chi2_phot"] = np.minimum(cat["chi2_lowz"], cat["chi2_highz"])
+        cat["label_true"] = cat["label"]
+        cat["label"] = assign_labels(src.label, cat["z_phot"].to_numpy(), params["labels"])
         return Dataset(cat, NIRCAM_BANDS, images.PIXEL, cut)
 
     progress.log("simulating the labelled set")
@@ -175,6 +234,12 @@ def build(params: dict[str, Any]) -> Dataset:
         unlabelled = _catalog(src, phot, np.arange(1_000_001, 1_000_001 + n_u), urng, False)
 
     meta = {"source": "mock", **params}
+    if cuts.active:
+        totals: dict[str, int] = {}
+        for name, n in passed:
+            totals[name] = totals.get(name, 0) + n
+        meta["cuts"] = list(totals.items())
+        progress.log("labelled candidates: " + describe(list(totals.items())))
     return main.replace(unlabelled=unlabelled, extra_train=extra, meta=meta)
 
 
