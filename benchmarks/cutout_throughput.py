@@ -19,7 +19,7 @@ import numpy as np
 from _common import finish
 
 import hizkit
-from hizkit.plugins.jades import JadesSource
+from hizkit.plugins.jades import JadesSource, load_layout
 from hizkit.plugins.mock import jades_writer
 
 
@@ -99,12 +99,12 @@ def main() -> None:
         directory = Path(tmp)
         write_synthetic(directory, args.n, args.side, rng)
         source = JadesSource(cutout_size=64)
-        lay = __import__("hizkit.plugins.jades", fromlist=["load_layout"]).load_layout("jades_v2")
+        lay = load_layout("jades_v2")
         cat = source.read_catalog(directory, lay)
         times = []
         for _ in range(3):
             t = time.perf_counter()
-            cut, _ = source.cutouts(directory, lay, cat)
+            cut, _, _ = source.cutouts(directory, lay, cat)
             times.append(time.perf_counter() - t)
         ours = float(np.median(times))
         k = args.reference_sample

@@ -32,6 +32,7 @@ def select_bands(data: Dataset, bands: tuple[str, ...]) -> Dataset:
     return data.replace(
         bands=tuple(bands),
         cutouts=None if data.cutouts is None else data.cutouts[:, idx],
+        errors=None if data.errors is None else data.errors[:, idx],
         features=None,
         feature_names=(),
         extra_train=extra,

@@ -56,6 +56,7 @@ class Dataset:
         bands: band names in the order of the cutouts' second axis.
         pixel_scale: arcsec per pixel of the cutouts.
         cutouts: float32 ``(N, bands, H, W)``; NaN where a band has no coverage. Optional.
+        errors: float32 1-sigma errors of the cutouts' pixels, same shape. Optional.
         features: float ``(N, F)`` derived by preprocessors (e.g. HOG). Optional.
         unlabelled: a photometry-only catalog (same columns, no labels) for semi-supervised
             methods. Never split: every part sees the same one.
@@ -70,6 +71,7 @@ class Dataset:
     cutouts: np.ndarray | None = None
     features: np.ndarray | None = None
     feature_names: tuple[str, ...] = ()
+    errors: np.ndarray | None = None
     unlabelled: pd.DataFrame | None = None
     extra_train: Dataset | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +89,10 @@ class Dataset:
                 )
             if c.dtype != np.float32:
                 object.__setattr__(self, "cutouts", c.astype(np.float32))
+        if self.errors is not None and (
+            self.cutouts is None or self.errors.shape != self.cutouts.shape
+        ):
+            raise HizkitError("error cutouts must have the cutouts' shape")
         if self.features is not None and self.features.shape[0] != n:
             raise HizkitError(f"features have {self.features.shape[0]} rows for {n} sources")
         if "label" in self.catalog.columns:
@@ -128,6 +134,7 @@ class Dataset:
         return self.replace(
             catalog=self.catalog.iloc[idx].reset_index(drop=True),
             cutouts=None if self.cutouts is None else self.cutouts[idx],
+            errors=None if self.errors is None else self.errors[idx],
             features=None if self.features is None else self.features[idx],
             extra_train=None,
         )
@@ -147,6 +154,9 @@ class Dataset:
         return self.replace(
             catalog=pd.concat([self.catalog, other.catalog], ignore_index=True),
             cutouts=join(self.cutouts, other.cutouts),
+            errors=None
+            if self.errors is None or other.errors is None
+            else np.concatenate([self.errors, other.errors]),
             features=join(self.features, other.features),
             extra_train=None,
         )

@@ -52,7 +52,8 @@ class Augment(hizkit.Preprocessor):
             if k and self.noise > 0:
                 scatter = np.nanstd(cut, axis=(2, 3), keepdims=True)
                 cut = cut + rng.normal(0, 1, cut.shape).astype(np.float32) * self.noise * scatter
-            parts.append(data.replace(cutouts=cut))
+            err = None if data.errors is None else np.ascontiguousarray(dihedral(data.errors, k))
+            parts.append(data.replace(cutouts=cut, errors=err))
         out = parts[0]
         for p in parts[1:]:
             out = out.concat(p)

@@ -62,15 +62,20 @@ class Normalise(hizkit.Preprocessor):
                 f"normalise: stretch must be None or 'asinh', got {self.stretch!r}"
             )
         cut = data.cutouts
+        errors = None
         if self.per_band:
             mean = np.nanmean(cut, axis=(2, 3), keepdims=True)
             std = np.nanstd(cut, axis=(2, 3), keepdims=True)
             out = (cut - mean) / np.where(std > 0, std, 1.0)
         else:
-            out = cut / self.scales(data)[:, None, None, None]
+            scale = self.scales(data)[:, None, None, None]
+            out = cut / scale
+            if data.errors is not None and self.stretch is None:
+                errors = (data.errors / scale).astype(np.float32)
         if self.stretch == "asinh":
             out = np.arcsinh(out / self.softening)
-        return data.replace(cutouts=out.astype(np.float32))
+        # errors follow a linear rescaling; any other transform leaves them meaningless
+        return data.replace(cutouts=out.astype(np.float32), errors=errors)
 
 
 @hizkit.hookimpl
