@@ -4,8 +4,11 @@ Same architecture, same weights, 64x64x7 inputs. Each variant runs in its own pr
 that its peak memory (max RSS) is its own.
 
 - plain:   NCHW tensors, model.train() / model.eval() under no_grad, nothing else;
-- hizkit:  what ``CNN.fit`` / ``CNN.predict_proba`` do: channels-last memory, and at
-           inference batch-norm folded into the convolutions under inference_mode;
+- plain+malloc: plain, with glibc told to keep freed memory (``keep_freed_memory``): what
+           the allocator setting alone is worth;
+- hizkit:  what ``CNN.fit`` / ``CNN.predict_proba`` do: the allocator setting,
+           channels-last memory, and at inference batch-norm folded into the convolutions
+           under inference_mode;
 - hizkit+compile: the same through torch.compile (``CNN(compile=True)``).
 
 Run: python benchmarks/cnn_throughput.py [--batch 64] [--steps 6]
@@ -14,21 +17,25 @@ Run: python benchmarks/cnn_throughput.py [--batch 64] [--steps 6]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
 import sys
 import time
 
-VARIANTS = ("plain", "hizkit", "hizkit+compile")
+VARIANTS = ("plain", "plain+malloc", "hizkit", "hizkit+compile")
 
 
 def run_variant(variant: str, mode: str, batch: int, steps: int, threads: int | None) -> dict:
     import numpy as np
     import torch
 
-    from hizkit.plugins.cnn import build_network, fold_batchnorm
+    from hizkit.plugins.cnn import build_network, fold_batchnorm, keep_freed_memory
 
+    guard = contextlib.ExitStack()  # held until this function returns
+    if variant != "plain":
+        guard.enter_context(keep_freed_memory())
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -42,7 +49,7 @@ def run_variant(variant: str, mode: str, batch: int, steps: int, threads: int | 
                 m.bias.normal_(0, 0.2)
     x = torch.randn(batch, 7, 64, 64)
     y = torch.randint(0, 3, (batch,))
-    fancy = variant != "plain"
+    fancy = variant.startswith("hizkit")
     if fancy:
         x = x.contiguous(memory_format=torch.channels_last)
         net = net.to(memory_format=torch.channels_last)
@@ -155,6 +162,14 @@ def main() -> None:
             )
             figures[f"{mode}_speedup_{v}"] = round(ratio, 2)
             print(f"{mode} speed-up {v}: {ratio:.2f}x")
+    for v in (v for v in variants if v.startswith("hizkit")):
+        for mode in ("infer", "train"):
+            ratio = (
+                results[f"{mode}:{v}"]["samples_per_s"]
+                / results[f"{mode}:plain+malloc"]["samples_per_s"]
+            )
+            figures[f"{mode}_speedup_{v}_vs_plain+malloc"] = round(ratio, 2)
+            print(f"{mode} speed-up {v} over plain+malloc: {ratio:.2f}x")
     finish("cnn_throughput", figures)
 
 

@@ -67,3 +67,13 @@ def test_brown_dwarf_measures_change_training(tiny):
     plain = CNN(epochs=1, width=4, seed=0).fit(tiny)
     weighted = CNN(epochs=1, width=4, seed=0, class_weight="balanced", oversample=True).fit(tiny)
     assert not np.allclose(plain.predict_proba(tiny), weighted.predict_proba(tiny))
+
+
+def test_keep_freed_memory_restores_and_nests():
+    from hizkit.plugins.cnn import keep_freed_memory
+
+    with keep_freed_memory(), keep_freed_memory():  # nested: the outer one restores
+        x = torch.ones(4, 1024, 1024)
+        del x
+    with keep_freed_memory():
+        pass  # and a second, separate use still works
