@@ -137,3 +137,42 @@ def test_bimodal_flag_is_computed_from_photometry():
 def test_bad_parameters(kwargs, message):
     with pytest.raises(hizkit.HizkitError, match=message):
         MockSurvey(**kwargs).load()
+
+
+def test_labelled_galaxies_pass_the_poster_cuts_and_the_counts_are_kept():
+    ds = MockSurvey(
+        n_lowz=10, n_highz=10, n_brown_dwarfs=2, n_unlabelled=0, cutout_size=32, seed=3
+    ).load()
+    cat = ds.catalog
+    gal = (cat["label"] != "brown_dwarf").to_numpy()
+    width = (cat["z_u68"] - cat["z_l68"]) / (1 + cat["z_phot"])
+    assert (width[gal] <= 0.5).all()
+    assert (cat["snr_det"][gal] >= 10).all() and (cat["chi2_phot"][gal] <= 25).all()
+    counts = [n for _, n in ds.meta["cuts"]]
+    assert counts == sorted(counts, reverse=True) and counts[-1] >= gal.sum()
+
+
+def test_photoz_labels_keep_the_true_class_beside_them():
+    ds = MockSurvey(
+        n_lowz=10,
+        n_highz=10,
+        n_brown_dwarfs=2,
+        n_unlabelled=0,
+        cutout_size=32,
+        seed=3,
+        labels="photoz",
+        quality_cuts={},
+    ).load()
+    cat = ds.catalog
+    gal = cat["label_true"] != "brown_dwarf"
+    assert ((cat["label"][gal] == "highz") == (cat["z_phot"][gal] >= 4)).all()
+    assert (cat["label"][~gal] == "brown_dwarf").all()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [({"quality_cuts": {"min_sn": 5}}, "unknown quality cut"), ({"labels": "eazy"}, "labels")],
+)
+def test_bad_selection_parameters(params, message):
+    with pytest.raises(hizkit.HizkitError, match=message):
+        MockSurvey(**params).load()
