@@ -28,6 +28,7 @@ from rich.table import Table
 from hizkit import __version__
 from hizkit.atomic import new_directory, refuse_existing
 from hizkit.bench import BenchResult
+from hizkit.cuts import describe as cuts_line
 from hizkit.dataset import CLASSES
 
 #: the headline metrics of the terminal table and summary.md, with their short headers
@@ -194,6 +195,11 @@ def summary_markdown(result: BenchResult, figures: list[Path]) -> str:
         f"{result.config.runs} run(s), seeds {[s.seed for s in result.splits]}. "
         "Values are mean ± std over runs; rates in percent.",
         "",
+    ]
+    cuts = result.dataset.meta.get("cuts")
+    if cuts:
+        lines += [f"Selection (sources left after each cut): {cuts_line(cuts)}.", ""]
+    lines += [
         "| classifier | " + " | ".join(HEADLINE) + " |",
         "|---" * (len(HEADLINE) + 1) + "|",
     ]
