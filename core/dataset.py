@@ -112,6 +112,14 @@ class Dataset:
         return self.catalog["label"].map(codes).fillna(-1).to_numpy(dtype=int)
 
     @property
+    def coverage(self) -> np.ndarray:
+        """Boolean ``(N, bands, H, W)``: True where a cutout pixel has data (False off the
+        mosaic's edge and where the survey has no coverage, which are NaN in ``cutouts``)."""
+        if self.cutouts is None:
+            raise HizkitError("this dataset has no cutouts")
+        return np.isfinite(self.cutouts)
+
+    @property
     def has_photometry(self) -> bool:
         return all(flux_col(b) in self.catalog.columns for b in self.bands)
 

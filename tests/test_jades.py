@@ -49,6 +49,7 @@ def test_edge_sources_are_padded_with_nan(sim, tmp_path):
     # 48 px cutouts around tiles of 32 px: the outermost tiles reach past the mosaic edge
     first = ds.cutouts[0]
     assert np.isnan(first[:, :8, :8]).all()
+    assert not ds.coverage[0, :, :8, :8].any() and ds.coverage[0, :, 24, 24].all()
     assert np.isfinite(first[:, 24, 24]).all()
 
 
