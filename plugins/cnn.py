@@ -186,6 +186,20 @@ def fold_batchnorm(net):
 _malloc_depth = 0
 
 
+def loss_weights(counts: np.ndarray, class_weight: str | None, oversample: bool):
+    """Per-class cross-entropy weights (None: unweighted) for training-set ``counts``.
+
+    ``'balanced'`` gives each present class the same total weight. Oversampling already
+    balances the classes a batch sees; weighting the loss on top would count the rare
+    class twice (measured: every source became a brown dwarf), so with oversampling the
+    weights follow the sampled, balanced distribution: none.
+    """
+    if class_weight != "balanced" or oversample:
+        return None
+    present = np.count_nonzero(counts)
+    return np.where(counts > 0, counts.sum() / (present * np.maximum(counts, 1)), 0.0)
+
+
 @contextlib.contextmanager
 def keep_freed_memory():
     """Let glibc keep freed memory for reuse while the network runs, then give it back.
@@ -266,7 +280,8 @@ class CNN(hizkit.Classifier):
         seed: int = 0,
     ) -> None:
         """``class_weight='balanced'`` weights the loss by inverse class frequency and
-        ``oversample=True`` draws rare classes more often: the brown-dwarf measures.
+        ``oversample=True`` draws every class equally often: the brown-dwarf measures
+        (use one; with both, the weighting is redundant and left out).
         ``augment_batches`` applies one random dihedral transform to each training batch.
         ``select_by`` ('val_loss' or 'val_balanced_accuracy') picks the kept epoch;
         ``patience`` stops early after that many epochs without improvement.
@@ -319,12 +334,8 @@ class CNN(hizkit.Classifier):
         x = prepare_inputs(train.cutouts)
         y = torch.from_numpy(train.y.astype(np.int64))
         counts = np.bincount(train.y, minlength=len(CLASSES)).astype(float)
-        weight = None
-        if self.class_weight == "balanced":
-            w = np.where(
-                counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0
-            )
-            weight = torch.tensor(w, dtype=torch.float32, device=device)
+        w = loss_weights(counts, self.class_weight, self.oversample)
+        weight = None if w is None else torch.tensor(w, dtype=torch.float32, device=device)
         net = build_network(x.shape[1], self.width, len(CLASSES), self.dropout).to(device)
         net = net.to(memory_format=torch.channels_last)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
@@ -445,4 +456,11 @@ def hizkit_register_classifiers() -> list[type[hizkit.Classifier]]:
     return [CNN]
 
 
-__all__ = ["CNN", "build_network", "fold_batchnorm", "parameter_count"]
+__all__ = [
+    "CNN",
+    "build_network",
+    "fold_batchnorm",
+    "keep_freed_memory",
+    "loss_weights",
+    "parameter_count",
+]

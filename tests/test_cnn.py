@@ -77,3 +77,14 @@ def test_keep_freed_memory_restores_and_nests():
         del x
     with keep_freed_memory():
         pass  # and a second, separate use still works
+
+
+def test_loss_weights_balance_classes_once():
+    from hizkit.plugins.cnn import loss_weights
+
+    counts = np.array([400.0, 400.0, 8.0])
+    w = loss_weights(counts, "balanced", oversample=False)
+    np.testing.assert_allclose(w * counts, counts.sum() / 3)  # equal total weight per class
+    assert loss_weights(counts, "balanced", oversample=True) is None  # sampling balances
+    assert loss_weights(counts, None, oversample=False) is None
+    assert loss_weights(np.array([5.0, 5.0, 0.0]), "balanced", False)[2] == 0
