@@ -138,6 +138,8 @@ class QualityCuts:
 
 
 def describe(counts: list[tuple[str, int]]) -> str:
-    """One line: ``1200 -> S/N >= 10: 800 -> PDF width <= 0.5: 500``."""
-    first, *rest = counts
-    return " -> ".join([str(first[1]), *(f"{name}: {n}" for name, n in rest)])
+    """One line: ``1200 -> S/N >= 10: 800 -> PDF width <= 0.5: 500`` (the first step is
+    named unless it is the plain input count)."""
+    (name, n0), *rest = counts
+    start = str(n0) if name == "input" else f"{name}: {n0}"
+    return " -> ".join([start, *(f"{name}: {n}" for name, n in rest)])
