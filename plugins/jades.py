@@ -365,11 +365,13 @@ class JadesSource(hizkit.DataSource):
         out = np.empty((n, len(self.bands), s, s), dtype=np.float32)
         errs = np.full_like(out, np.nan) if self.errors else None
         ref = None
-        scales = {}
-        # the output grid: the coarsest band's pixels (per-band layouts) or the common grid
+        # every band's WCS, read once; the output grid is the coarsest band's pixels
+        # (per-band layouts) or the common grid
+        wcses = {}
         for band in self.bands:
             with _open(files[band]) as hdul:
-                scales[band] = _pixel_scale(_hdu(hdul, mos["science"], files[band])[0].header)
+                wcses[band] = _wcs(_hdu(hdul, mos["science"], files[band])[0].header, files[band])
+        scales = {band: _scale(w) for band, w in wcses.items()}
         out_scale = self.pixel_scale or max(scales.values())
         ra, dec = cat["ra"].to_numpy(), cat["dec"].to_numpy()
         for b, band in enumerate(progress.track(self.bands, "cutting mosaics")):
@@ -380,7 +382,7 @@ class JadesSource(hizkit.DataSource):
                 )
             with _open(path) as hdul:
                 sci, _ = _hdu(hdul, mos["science"], path)
-                wcs = _wcs(sci.header, path)
+                wcs = wcses[band]
                 if not per_band:
                     if ref is None:
                         ref = wcs
@@ -594,12 +596,8 @@ def _wcs(header, path: Path):
     return wcs.celestial
 
 
-def _pixel_scale(header) -> float:
-    from astropy.wcs import WCS, FITSFixedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        wcs = WCS(header).celestial
+def _scale(wcs) -> float:
+    """Arcsec per pixel of a celestial WCS."""
     return float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600)
 
 

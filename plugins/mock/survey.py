@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,22 +55,36 @@ def detection_snr(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
     return stack_snr(flux[:, 4:7], err[:, 4:7])
 
 
+def cut_frame(phot: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The photometry and its template photo-z in the catalog columns the cuts read."""
+    fit = pd.DataFrame(photoz.fit(phot["flux"], phot["err"]))
+    fit["chi2_phot"] = np.minimum(fit["chi2_lowz"], fit["chi2_highz"])
+    return fit.assign(
+        **{flux_col(b): phot["flux"][:, i] for i, b in enumerate(NIRCAM_BANDS)},
+        **{fluxerr_col(b): phot["err"][:, i] for i, b in enumerate(NIRCAM_BANDS)},
+    )
+
+
 def preselect(phot: dict[str, np.ndarray], cuts: QualityCuts | None) -> np.ndarray:
     """A loosened version of the quality cuts on analytic photometry: it spares rendering
     candidates that will almost surely fail the exact cuts made on their images."""
     if cuts is None or not cuts.active:
         return np.ones(len(phot["flux"]), dtype=bool)
-    keep = np.ones(len(phot["flux"]), dtype=bool)
-    if cuts.min_snr is not None:
-        keep &= detection_snr(phot["flux"], phot["err"]) >= 0.7 * cuts.min_snr
-    if cuts.max_pdf_width is not None or cuts.max_chi2 is not None:
-        fit = photoz.fit(phot["flux"], phot["err"])
-        if cuts.max_pdf_width is not None:
-            width = (fit["z_u68"] - fit["z_l68"]) / (1 + fit["z_phot"])
-            keep &= width <= 2 * cuts.max_pdf_width
-        if cuts.max_chi2 is not None:
-            keep &= np.minimum(fit["chi2_lowz"], fit["chi2_highz"]) <= 2 * cuts.max_chi2
-    return keep
+    loose = dataclasses.replace(
+        cuts,
+        min_snr=None if cuts.min_snr is None else 0.7 * cuts.min_snr,
+        max_pdf_width=None if cuts.max_pdf_width is None else 2 * cuts.max_pdf_width,
+        max_chi2=None if cuts.max_chi2 is None else 2 * cuts.max_chi2,
+        drop_stars=False,
+    )
+    if loose.max_pdf_width is None and loose.max_chi2 is None:
+        frame = pd.DataFrame(
+            {flux_col(b): phot["flux"][:, i] for i, b in enumerate(NIRCAM_BANDS)}
+            | {fluxerr_col(b): phot["err"][:, i] for i, b in enumerate(NIRCAM_BANDS)}
+        )
+    else:
+        frame = cut_frame(phot)
+    return loose.apply(frame)[0]
 
 
 def draw_detected(
@@ -172,12 +187,8 @@ def build(params: dict[str, Any]) -> Dataset:
                 depth_scatter=params["depth_scatter"],
             )
             phot = images.measure(cut, sigma)
-            fit = pd.DataFrame(photoz.fit(phot["flux"], phot["err"]))
-            fit["chi2_phot"] = np.minimum(fit["chi2_lowz"], fit["chi2_highz"])
-            frame = fit.assign(
-                **{flux_col(b): phot["flux"][:, i] for i, b in enumerate(NIRCAM_BANDS)},
-                **{fluxerr_col(b): phot["err"][:, i] for i, b in enumerate(NIRCAM_BANDS)},
-            )
+            frame = cut_frame(phot)
+            fit = frame[[c for c in frame.columns if not c.startswith("flux")]]
             detected = detection_snr(phot["flux"], phot["err"]) >= params["detection_snr"]
             galaxy = src.label != "brown_dwarf"
             good, steps = cuts.apply(frame[detected], only=galaxy[detected])
@@ -192,7 +203,6 @@ def build(params: dict[str, Any]) -> Dataset:
                 need[c] -= idx.size
                 keep.append(idx)
             k = np.concatenate(keep)
-            fit = fit.drop(columns="chi2_phot")
             parts.append((src.take(k), cut[k], {key: v[k] for key, v in phot.items()}, fit.iloc[k]))
         src = Sources.join([p[0] for p in parts])
         cut = np.concatenate([p[1] for p in parts])
@@ -204,7 +214,6 @@ def build(params: dict[str, Any]) -> Dataset:
         cat = _catalog(src, phot, np.arange(first_id, first_id + len(src)), rng, labelled=True)
         for key in fit.columns:
             cat[key] = fit[key].to_numpy()
-        cat["chi2_phot"] = np.minimum(cat["chi2_lowz"], cat["chi2_highz"])
         cat["label_true"] = cat["label"]
         cat["label"] = assign_labels(src.label, cat["z_phot"].to_numpy(), params["labels"])
         return Dataset(cat, NIRCAM_BANDS, images.PIXEL, cut)
