@@ -214,6 +214,14 @@ def make_split(
     return Split(train=train, valid=valid, test=test, seed=seed)
 
 
+def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
+    """Per-class weights that give every present class the same total weight
+    (``counts`` = members per class; absent classes get 0)."""
+    counts = np.asarray(counts, dtype=float)
+    present = max(np.count_nonzero(counts), 1)
+    return np.where(counts > 0, counts.sum() / (present * np.maximum(counts, 1)), 0.0)
+
+
 def detection_index(data: Dataset, bands: Sequence[str]) -> list[int]:
     """Positions of the detection ``bands`` present in ``data``; all bands if none is
     (e.g. in a band ablation without the red bands)."""

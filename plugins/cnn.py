@@ -196,8 +196,7 @@ def loss_weights(counts: np.ndarray, class_weight: str | None, oversample: bool)
     """
     if class_weight != "balanced" or oversample:
         return None
-    present = np.count_nonzero(counts)
-    return np.where(counts > 0, counts.sum() / (present * np.maximum(counts, 1)), 0.0)
+    return hizkit.balanced_class_weights(counts)
 
 
 @contextlib.contextmanager

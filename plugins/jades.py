@@ -278,43 +278,38 @@ class JadesSource(hizkit.DataSource):
                 pz_path = _match(directory, pz["file"], "photometric redshifts")
             except HizkitError:
                 return {}
-            return self._photoz_from(_open(pz_path), pz_path, pz, ids, lay)
-        return self._photoz_from(hdul, path, pz, ids, lay, close=False)
+            with _open(pz_path) as pz_hdul:
+                return self._photoz_from(pz_hdul, pz_path, pz, ids, lay)
+        return self._photoz_from(hdul, path, pz, ids, lay)
 
-    def _photoz_from(self, hdul, path, pz, ids, lay, close: bool = True) -> dict[str, np.ndarray]:
-        try:
-            exts = [h.name for h in hdul]
-            ext = pz["ext"]
-            if not ext.isdigit() and not any(fnmatch.fnmatch(n, ext.upper()) for n in exts):
-                return {}
-            hdu, suffix = _hdu(hdul, ext, path)
-            t = _Table(hdu, path, bool(lay.get("case_insensitive", False)))
-            key = pd.Index(t.column(pz["key"]))
-            out: dict[str, np.ndarray] = {}
-            for name, col in (("z_phot", "z"), ("z_l68", "z_l68"), ("z_u68", "z_u68")):
-                if col in pz:
-                    try:
-                        values = t.column(pz[col].format(templates=suffix))
-                    except KeyError:
-                        continue
-                    out[name] = pd.Series(values, index=key).reindex(ids).to_numpy(float)
-            if "chi2" in pz:
+    def _photoz_from(self, hdul, path, pz, ids, lay) -> dict[str, np.ndarray]:
+        exts = [h.name for h in hdul]
+        ext = pz["ext"]
+        if not ext.isdigit() and not any(fnmatch.fnmatch(n, ext.upper()) for n in exts):
+            return {}
+        hdu, suffix = _hdu(hdul, ext, path)
+        t = _Table(hdu, path, bool(lay.get("case_insensitive", False)))
+        key = pd.Index(t.column(pz["key"]))
+        out: dict[str, np.ndarray] = {}
+        for name, col in (("z_phot", "z"), ("z_l68", "z_l68"), ("z_u68", "z_u68")):
+            if col in pz:
                 try:
-                    values = t.column(pz["chi2"].format(templates=suffix))
-                    out["chi2_phot"] = pd.Series(values, index=key).reindex(ids).to_numpy(float)
+                    values = t.column(pz[col].format(templates=suffix))
                 except KeyError:
-                    pass
-            if "pdf" in pz and pz["pdf"] in hdu.columns.names:
-                pdf = pd.DataFrame(t.column(pz["pdf"]), index=key).reindex(ids).to_numpy(float)
-                grid = np.asarray(t.column(pz["pdf_grid"]), dtype=float)
-                grid = grid[0] if grid.ndim == 2 else grid
-                out["bimodal"] = bimodal_from_pdf(
-                    grid, pdf, self.z_threshold, self.bimodal_min_prob
-                )
-            return out
-        finally:
-            if close:
-                hdul.close()
+                    continue
+                out[name] = pd.Series(values, index=key).reindex(ids).to_numpy(float)
+        if "chi2" in pz:
+            try:
+                values = t.column(pz["chi2"].format(templates=suffix))
+                out["chi2_phot"] = pd.Series(values, index=key).reindex(ids).to_numpy(float)
+            except KeyError:
+                pass
+        if "pdf" in pz and pz["pdf"] in hdu.columns.names:
+            pdf = pd.DataFrame(t.column(pz["pdf"]), index=key).reindex(ids).to_numpy(float)
+            grid = np.asarray(t.column(pz["pdf_grid"]), dtype=float)
+            grid = grid[0] if grid.ndim == 2 else grid
+            out["bimodal"] = bimodal_from_pdf(grid, pdf, self.z_threshold, self.bimodal_min_prob)
+        return out
 
     def _label(self, cat: pd.DataFrame, path: Path, lay: dict[str, Any]) -> pd.DataFrame:
         if self.labels == "truth":

@@ -18,9 +18,7 @@ from hizkit import CLASSES, Dataset
 
 def balanced_weights(y: np.ndarray) -> np.ndarray:
     """Per-sample weights that give every present class the same total weight."""
-    counts = np.bincount(y, minlength=len(CLASSES)).astype(float)
-    per_class = np.where(counts > 0, len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0)
-    return per_class[y]
+    return hizkit.balanced_class_weights(np.bincount(y, minlength=len(CLASSES)))[y]
 
 
 class XGBoostHOG(hizkit.Classifier):
