@@ -83,6 +83,18 @@ class DataSource(Plugin, ABC):
     def load(self, location: str | None = None) -> Dataset:
         """Return the dataset. Raise :class:`HizkitError` for unreadable or bad input."""
 
+    def load_catalog(self, location: str | None = None) -> Dataset:
+        """The sources before their cutouts are cut, for work done in chunks
+        (``hizkit predict``): a source that reads mosaics returns its catalog with
+        ``cutouts=None`` here and cuts them in :meth:`load_cutouts`, so memory stays bounded
+        by the chunk. The default loads everything (cutouts included)."""
+        return self.load(location)
+
+    def load_cutouts(self, location: str | None, part: Dataset) -> Dataset:
+        """``part`` (rows of :meth:`load_catalog`, in any order) with its cutouts. The
+        default returns ``part`` as it is: :meth:`load_catalog` already cut them."""
+        return part
+
 
 class Preprocessor(Plugin, ABC):
     """A step between the split and the classifier.

@@ -4,7 +4,8 @@
 v2.0 / v5.0, EPOCHS / galfind, DJA: ``plugins/layouts/*.toml``, detected from the file
 names unless ``layout`` is given), labels from the photometric redshift (z >= ``z_threshold``
 is high-z) or, for files written by ``hizkit simulate``, from the TRUTH extension
-(``labels="truth"``); brown dwarfs from an ID list and/or the Hainline et al. (2024)
+(``labels="truth"``), or not at all for a field to classify (``labels="none"``);
+brown dwarfs from an ID list and/or the Hainline et al. (2024)
 colour and compactness criteria; optional quality cuts (:mod:`hizkit.cuts`) with the count
 left after each; and cutouts from the memory-mapped mosaics. Where all bands share one
 pixel grid (JADES, EPOCHS) one position serves all bands and cutting is slicing; where they
@@ -320,8 +321,14 @@ class JadesSource(hizkit.DataSource):
             cat["z"] = cat["z_true"]
             cat["label"] = cat["label_true"]
             return cat
+        if self.labels == "none":  # a field to classify: no labels needed, photo-z kept
+            if "z_phot" in cat:
+                cat["z"] = cat["z_phot"]
+            return cat
         if self.labels != "photoz":
-            raise HizkitError(f"jades: labels must be 'photoz' or 'truth', got {self.labels!r}")
+            raise HizkitError(
+                f"jades: labels must be 'photoz', 'truth' or 'none', got {self.labels!r}"
+            )
         if "z_phot" not in cat:
             pz = lay.get("photoz", {})
             raise HizkitError(
@@ -436,11 +443,11 @@ class JadesSource(hizkit.DataSource):
         return None
 
     def load(self, location: str | None = None) -> Dataset:
-        if not location:
-            raise HizkitError("jades needs a directory: --data jades:DIR")
-        directory = Path(location)
-        if not directory.is_dir():
-            raise HizkitError(f"{directory}: no such directory")
+        return self.load_cutouts(location, self.load_catalog(location))
+
+    def load_catalog(self, location: str | None = None) -> Dataset:
+        """The labelled catalog after the quality cuts, without cutouts."""
+        directory = self._directory(location)
         cuts = QualityCuts.from_dict(self.quality_cuts)
         name = detect_layout(directory) if self.layout == "auto" else self.layout
         lay = load_layout(name)
@@ -452,12 +459,29 @@ class JadesSource(hizkit.DataSource):
             "aperture": self.aperture or lay["default_aperture"],
         }
         if cuts.active:
-            keep, counts = cuts.apply(cat, only=(cat["label"] != "brown_dwarf").to_numpy())
+            only = (cat["label"] != "brown_dwarf").to_numpy() if "label" in cat else None
+            keep, counts = cuts.apply(cat, only=only)
             progress.log("quality cuts: " + describe(counts))
             meta["cuts"] = counts
             cat = cat[keep].reset_index(drop=True)
-        cut, err, pixel_scale = self.cutouts(directory, lay, cat)
-        return Dataset(cat, self.bands, pixel_scale, cut, errors=err, meta=meta)
+        scale = {"pixel_scale": self.pixel_scale} if self.pixel_scale else {}
+        return Dataset(cat, self.bands, meta=meta, **scale)
+
+    def load_cutouts(self, location: str | None, part: Dataset) -> Dataset:
+        """``part`` with its cutouts (and error cutouts when ``errors``) cut from the mosaics."""
+        directory = self._directory(location)
+        lay = load_layout(part.meta.get("layout") or detect_layout(directory))
+        cut, err, pixel_scale = self.cutouts(directory, lay, part.catalog)
+        return part.replace(cutouts=cut, errors=err, pixel_scale=pixel_scale)
+
+    @staticmethod
+    def _directory(location: str | None) -> Path:
+        if not location:
+            raise HizkitError("jades needs a directory: --data jades:DIR")
+        directory = Path(location)
+        if not directory.is_dir():
+            raise HizkitError(f"{directory}: no such directory")
+        return directory
 
 
 # ---------------------------------------------------------------------- helpers
