@@ -18,25 +18,12 @@ from hizkit import progress
 from hizkit.atomic import new_directory
 from hizkit.bench import BenchConfig, run_benchmark
 from hizkit.dataset import Dataset
-from hizkit.errors import HizkitError
 from hizkit.registry import Registry, get_registry
 
 
 def select_bands(data: Dataset, bands: tuple[str, ...]) -> Dataset:
     """The dataset restricted to ``bands`` (cutout planes and photometry)."""
-    unknown = [b for b in bands if b not in data.bands]
-    if unknown:
-        raise HizkitError(f"band(s) {unknown} not in the dataset's bands {data.bands}")
-    idx = [data.bands.index(b) for b in bands]
-    extra = None if data.extra_train is None else select_bands(data.extra_train, bands)
-    return data.replace(
-        bands=tuple(bands),
-        cutouts=None if data.cutouts is None else data.cutouts[:, idx],
-        errors=None if data.errors is None else data.errors[:, idx],
-        features=None,
-        feature_names=(),
-        extra_train=extra,
-    )
+    return data.select_bands(bands)
 
 
 @dataclass

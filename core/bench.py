@@ -76,6 +76,8 @@ class ClassifierRun:
     predict_seconds: float
     evaluations: dict[str, Evaluation]
     classifier: Classifier
+    #: the fitted preprocessors that apply to new data, in order (what a model keeps)
+    steps: list[Preprocessor] = field(default_factory=list)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -131,7 +133,9 @@ class _Pipeline:
         self.dataset = dataset
         self.registry = registry
         self.config = config
-        self._whole_cache: dict[tuple[str, ...], tuple[Dataset, Dataset | None]] = {}
+        self._whole_cache: dict[
+            tuple[str, ...], tuple[Dataset, Dataset | None, list[Preprocessor]]
+        ] = {}
 
     def make(self, name: str, seed: int) -> Preprocessor:
         params = dict(self.config.preprocessor_params.get(name, {}))
@@ -140,23 +144,34 @@ class _Pipeline:
             params.setdefault("seed", seed)
         return cls.create(**params)  # type: ignore[return-value]
 
-    def _whole(self, names: tuple[str, ...]) -> tuple[Dataset, Dataset | None]:
+    def _whole(self, names: tuple[str, ...]) -> tuple[Dataset, Dataset | None, list[Preprocessor]]:
         """The dataset (and its training-only extras) after leading per-source steps."""
         if names not in self._whole_cache:
             data, extra = self.dataset, self.dataset.extra_train
+            steps = []
             for name in names:
                 step = self.make(name, self.config.seed)
                 data = step.transform(data)
                 extra = None if extra is None else step.transform(extra)
-            self._whole_cache[names] = (data, extra)
+                steps.append(step)
+            self._whole_cache[names] = (data, extra, steps)
         return self._whole_cache[names]
 
     def prepare(self, chain: tuple[str, ...], split: Split) -> tuple[Dataset, Dataset, Dataset]:
+        """The train, validation and test parts after the preprocessor ``chain``."""
+        return self.fit_chain(chain, split)[:3]
+
+    def fit_chain(
+        self, chain: tuple[str, ...], split: Split
+    ) -> tuple[Dataset, Dataset, Dataset, list[Preprocessor]]:
+        """As :meth:`prepare`, plus the fitted steps that apply to new data (in order;
+        training-only steps left out): what a saved model keeps."""
         classes = [self.registry.get("preprocessor", n) for n in chain]
         n_lead = 0
         while n_lead < len(classes) and classes[n_lead].per_source:
             n_lead += 1
-        whole, extra = self._whole(chain[:n_lead])
+        whole, extra, lead = self._whole(chain[:n_lead])
+        steps = [s for s in lead if not s.training_only]
         train = whole.subset(split.train)
         if extra is not None and len(extra):
             train = train.concat(extra)
@@ -168,7 +183,8 @@ class _Pipeline:
                 continue
             step.fit(train)
             train, valid, test = step.transform(train), step.transform(valid), step.transform(test)
-        return train, valid, test
+            steps.append(step)
+        return train, valid, test, steps
 
 
 def _check_inputs(spec: ClassifierSpec, cls: type[Classifier], data: Dataset) -> None:
@@ -193,6 +209,54 @@ def _check_proba(label: str, proba: np.ndarray, n: int) -> np.ndarray:
     return proba
 
 
+def resolve(
+    dataset: Dataset, config: BenchConfig, registry: Registry
+) -> dict[str, tuple[type[Classifier], tuple[str, ...]]]:
+    """Each label's classifier class and preprocessor chain; every name is checked and
+    the dataset's inputs matched against what each classifier requires, before any work."""
+    plan = {}
+    for s in config.classifiers:
+        cls: type[Classifier] = registry.get("classifier", s.plugin)  # type: ignore[assignment]
+        chain = tuple(s.preprocessors if s.preprocessors is not None else cls.preprocessors)
+        for name in chain:
+            registry.get("preprocessor", name)  # unknown names fail before any work
+        _check_inputs(s, cls, dataset)
+        plan[s.label] = (cls, chain)
+    return plan
+
+
+@dataclass
+class Fitted:
+    """One classifier fitted on one split, with its fitted chain and prepared parts."""
+
+    classifier: Classifier
+    steps: list[Preprocessor]
+    train: Dataset
+    valid: Dataset
+    test: Dataset
+    fit_seconds: float
+
+
+def fit_classifier(
+    pipeline: _Pipeline,
+    spec: ClassifierSpec,
+    cls: type[Classifier],
+    chain: tuple[str, ...],
+    split: Split,
+    seed: int,
+) -> Fitted:
+    """Create the classifier of ``spec`` (seeded), prepare the split's parts through
+    ``chain`` and fit it on the training part (the validation part may steer it)."""
+    params = dict(spec.params)
+    if "seed" in cls.param_names():
+        params.setdefault("seed", seed)
+    clf: Classifier = cls.create(**params)  # type: ignore[assignment]
+    train, valid, test, steps = pipeline.fit_chain(chain, split)
+    t0 = time.perf_counter()
+    clf.fit(train, valid)
+    return Fitted(clf, steps, train, valid, test, time.perf_counter() - t0)
+
+
 def run_benchmark(
     dataset: Dataset, config: BenchConfig, registry: Registry | None = None
 ) -> BenchResult:
@@ -204,17 +268,7 @@ def run_benchmark(
         raise HizkitError("the dataset has no labelled sources to train and test on")
 
     specs = config.classifiers
-    classes = {s.label: registry.get("classifier", s.plugin) for s in specs}
-    chains = {
-        s.label: tuple(
-            s.preprocessors if s.preprocessors is not None else classes[s.label].preprocessors
-        )
-        for s in specs
-    }
-    for s in specs:
-        for name in chains[s.label]:
-            registry.get("preprocessor", name)  # unknown names fail before any work
-        _check_inputs(s, classes[s.label], dataset)  # type: ignore[arg-type]
+    plan = resolve(dataset, config, registry)
     names = (
         list(config.evaluators) if config.evaluators is not None else registry.names("evaluator")
     )
@@ -234,22 +288,27 @@ def run_benchmark(
             seed = config.seed + run
             if len(splits) <= run:
                 splits.append(make_split(y, seed, config.fractions))
-            split = splits[run]
-            cls = classes[spec.label]
-            params = dict(spec.params)
-            if "seed" in cls.param_names():
-                params.setdefault("seed", seed)
-            clf: Classifier = cls.create(**params)  # type: ignore[assignment]
+            cls, chain = plan[spec.label]
             progress.log(f"run {run + 1}/{config.runs}: {spec.label}")
-            train, valid, test = pipeline.prepare(chains[spec.label], split)
+            fitted = fit_classifier(pipeline, spec, cls, chain, splits[run], seed)
+            test, clf = fitted.test, fitted.classifier
             t0 = time.perf_counter()
-            clf.fit(train, valid)
-            t1 = time.perf_counter()
             proba = _check_proba(spec.label, clf.predict_proba(test), len(test))
-            t2 = time.perf_counter()
+            predict_seconds = time.perf_counter() - t0
             y_test = test.y
             evaluations = {n: e.evaluate(y_test, proba, test, clf) for n, e in evaluators.items()}
             results.append(
-                ClassifierRun(spec.label, run, seed, proba, t1 - t0, t2 - t1, evaluations, clf)
+                ClassifierRun(
+                    spec.label,
+                    run,
+                    seed,
+                    proba,
+                    fitted.fit_seconds,
+                    predict_seconds,
+                    evaluations,
+                    clf,
+                    fitted.steps,
+                )
             )
+    chains = {label: chain for label, (_, chain) in plan.items()}
     return BenchResult(dataset, config, splits, results, evaluators, chains)

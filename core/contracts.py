@@ -67,6 +67,47 @@ class Plugin:
         return f"{type(self).__name__}({args})"
 
 
+class Saveable:
+    """Save and load a fitted plugin as a directory of safe formats: its parameters as
+    JSON (``<kind>.json``) and its learned state written by :meth:`_save_state` (JSON,
+    ``.npz`` without pickles, torch state dicts read with ``weights_only=True``).
+    Loading never unpickles code."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+
+    def save(self, directory: str | Path) -> None:
+        """Write parameters (JSON) and learned state (safe formats) into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"plugin": self.name, "params": self.get_params()}  # type: ignore[attr-defined]
+        (directory / f"{self.kind}.json").write_text(json.dumps(meta, indent=2, default=str))
+        self._save_state(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Any:
+        """Rebuild a plugin written by :meth:`save`."""
+        directory = Path(directory)
+        meta_path = directory / f"{cls.kind}.json"
+        if not meta_path.exists():
+            raise HizkitError(f"{directory}: no {meta_path.name}, not a saved hizkit {cls.kind}")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HizkitError(f"{meta_path}: not valid JSON ({exc})") from None
+        if meta.get("plugin") != cls.name:
+            raise HizkitError(f"{directory} holds a '{meta.get('plugin')}', not a '{cls.name}'")
+        obj = cls.create(**meta.get("params", {}))  # type: ignore[attr-defined]
+        obj._load_state(directory)
+        return obj
+
+    def _save_state(self, directory: Path) -> None:
+        """Write the learned state in a safe format (nothing for stateless plugins)."""
+
+    def _load_state(self, directory: Path) -> None:
+        """Read back what :meth:`_save_state` wrote."""
+
+
 class DataSource(Plugin, ABC):
     """Turns a location into a :class:`Dataset`.
 
@@ -96,7 +137,7 @@ class DataSource(Plugin, ABC):
         return part
 
 
-class Preprocessor(Plugin, ABC):
+class Preprocessor(Saveable, Plugin, ABC):
     """A step between the split and the classifier.
 
     ``fit`` sees the training part only; ``transform`` may see any part. Set
@@ -104,6 +145,11 @@ class Preprocessor(Plugin, ABC):
     (augmentation): the harness applies them to the training part alone. Set
     ``per_source = True`` when the step has no fitted state and treats each source on its
     own (segmentation): the harness may then run it once over the whole dataset.
+
+    A fitted preprocessor is saved with the trained model (:meth:`save` / :meth:`load`);
+    a step with learned state overrides ``_save_state`` / ``_load_state``. Every
+    statistic it applies must be learned in ``fit``, never taken from the batch given to
+    ``transform``: a source's result may not depend on which other sources share its batch.
     """
 
     kind: ClassVar[str] = "preprocessor"
@@ -121,13 +167,15 @@ class Preprocessor(Plugin, ABC):
         return self.fit(train).transform(train)
 
 
-class Classifier(Plugin, ABC):
+class Classifier(Saveable, Plugin, ABC):
     """Maps a prepared dataset to probabilities over :data:`CLASSES`.
 
     ``requires`` names the inputs it reads; the harness checks the dataset has them.
     ``preprocessors`` is the default chain of preprocessor names run before it (a config
     file may replace it). ``save`` / ``load`` use a directory of safe formats only: JSON,
     ``.npz`` without pickles, torch state dicts loaded with ``weights_only=True``.
+    ``predict_proba`` must give a source the same probabilities whatever else is in the
+    batch (imputation values, scalings: learn them in ``fit``); the conformance test checks.
     """
 
     kind: ClassVar[str] = "classifier"
@@ -146,28 +194,6 @@ class Classifier(Plugin, ABC):
     def predict(self, data: Dataset) -> np.ndarray:
         """Return class names, one per source."""
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(data), axis=1)]
-
-    def save(self, directory: str | Path) -> None:
-        """Write parameters (JSON) and learned state (safe formats) into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        meta = {"plugin": self.name, "params": self.get_params()}
-        (directory / "classifier.json").write_text(json.dumps(meta, indent=2, default=str))
-        self._save_state(directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Classifier:
-        """Rebuild a classifier written by :meth:`save`."""
-        directory = Path(directory)
-        meta_path = directory / "classifier.json"
-        if not meta_path.exists():
-            raise HizkitError(f"{directory}: no classifier.json, not a saved hizkit classifier")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("plugin") != cls.name:
-            raise HizkitError(f"{directory} holds a '{meta.get('plugin')}', not a '{cls.name}'")
-        obj = cls(**meta["params"])
-        obj._load_state(directory)
-        return obj
 
     @abstractmethod
     def _save_state(self, directory: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +148,26 @@ class Dataset:
             extra_train=None,
         )
 
+    def select_bands(self, bands: Sequence[str]) -> Dataset:
+        """The dataset with only ``bands``, in that order (cutout planes and photometry)."""
+        bands = tuple(bands)
+        missing = [b for b in bands if b not in self.bands]
+        if missing:
+            raise HizkitError(
+                f"band(s) {', '.join(missing)} missing: this dataset has {', '.join(self.bands)}"
+            )
+        if bands == self.bands:
+            return self
+        idx = [self.bands.index(b) for b in bands]
+        return self.replace(
+            bands=bands,
+            cutouts=None if self.cutouts is None else self.cutouts[:, idx],
+            errors=None if self.errors is None else self.errors[:, idx],
+            features=None,
+            feature_names=(),
+            extra_train=None if self.extra_train is None else self.extra_train.select_bands(bands),
+        )
+
     def concat(self, other: Dataset) -> Dataset:
         """This dataset followed by ``other`` (same bands and pixel scale)."""
         if other.bands != self.bands:
@@ -241,15 +262,33 @@ def limit_magnitudes(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
     return ab_mag(np.where(valid, value, np.nan))
 
 
-def colour_features(data: Dataset, catalog: pd.DataFrame | None = None) -> np.ndarray:
+def colour_features(
+    data: Dataset, catalog: pd.DataFrame | None = None, fill: np.ndarray | None = None
+) -> np.ndarray:
     """Adjacent-band colours and the reddest-band magnitude, ``(N, bands)``.
 
     Magnitudes are :func:`limit_magnitudes`, so a dropout gives a large, finite colour;
-    a missing band becomes the column's median. ``catalog`` defaults to the dataset's own.
+    a missing band stays NaN, or becomes ``fill`` (one value per column, learned on the
+    training set with :func:`column_fill`, never from the batch being predicted).
+    ``catalog`` defaults to the dataset's own.
     """
     mag = limit_magnitudes(*data.photometry(catalog))
     feats = np.column_stack([mag[:, :-1] - mag[:, 1:], mag[:, -1]])
-    with np.errstate(all="ignore"):
-        med = np.nanmedian(feats, axis=0) if len(feats) else np.zeros(feats.shape[1])
-    med = np.where(np.isfinite(med), med, 0.0)
-    return np.where(np.isfinite(feats), feats, med)
+    return feats if fill is None else impute(feats, fill)
+
+
+def column_fill(x: np.ndarray) -> np.ndarray:
+    """Per-column medians of the finite values (0 for a column with none): imputation
+    values to learn in ``fit`` and apply with :func:`impute`."""
+    x = np.asarray(x, dtype=float)
+    finite = np.where(np.isfinite(x), x, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        med = np.nanmedian(finite, axis=0) if len(x) else np.zeros(x.shape[1])
+    return np.where(np.isfinite(med), med, 0.0)
+
+
+def impute(x: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``x`` with every non-finite value replaced by its column's ``fill``."""
+    x = np.asarray(x, dtype=float)
+    return np.where(np.isfinite(x), x, np.asarray(fill, dtype=float)[None, :])

@@ -71,3 +71,8 @@ def log(message: str) -> None:
     """One status line for the user (stderr), shown only when bars are enabled."""
     if _progress is not None:
         console.print(message)
+
+
+def warn(message: str) -> None:
+    """A warning the user must see (stderr), bars or not."""
+    console.print(f"hizkit: warning: {message}", highlight=False, markup=False)

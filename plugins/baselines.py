@@ -52,7 +52,9 @@ class LogisticClassifier(hizkit.Classifier):
     def fit(self, train: Dataset, valid: Dataset | None = None) -> LogisticClassifier:
         from sklearn.linear_model import LogisticRegression
 
-        x = hizkit.colour_features(train)
+        raw = hizkit.colour_features(train)
+        self.fill_ = hizkit.column_fill(raw)
+        x = hizkit.impute(raw, self.fill_)
         self.mean_, self.scale_ = x.mean(axis=0), x.std(axis=0) + 1e-9
         model = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=2000)
         y = train.y
@@ -65,7 +67,7 @@ class LogisticClassifier(hizkit.Classifier):
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         z = (
-            hizkit.colour_features(data) - self.mean_
+            hizkit.colour_features(data, fill=self.fill_) - self.mean_
         ) / self.scale_ @ self.coef_.T + self.intercept_
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
@@ -76,13 +78,14 @@ class LogisticClassifier(hizkit.Classifier):
             directory / "logistic.npz",
             mean=self.mean_,
             scale=self.scale_,
+            fill=self.fill_,
             coef=self.coef_,
             intercept=self.intercept_,
         )
 
     def _load_state(self, directory: Path) -> None:
         with np.load(directory / "logistic.npz", allow_pickle=False) as f:
-            self.mean_, self.scale_ = f["mean"], f["scale"]
+            self.mean_, self.scale_, self.fill_ = f["mean"], f["scale"], f["fill"]
             self.coef_, self.intercept_ = f["coef"], f["intercept"]
 
 

@@ -31,13 +31,11 @@ from hizkit import CLASSES, Dataset, progress
 
 
 def magnitude_features(data: Dataset, catalog: pd.DataFrame) -> np.ndarray:
-    """AB magnitudes (1-sigma limits when S/N < 1) and flux radii (arcsec), (N, 2 bands)."""
+    """AB magnitudes (1-sigma limits when S/N < 1) and log10 flux radii (arcsec),
+    (N, 2 bands); NaN where a band is missing (impute with values learned in ``fit``)."""
     mags = hizkit.limit_magnitudes(*data.photometry(catalog))
     radii = catalog[[hizkit.radius_col(b) for b in data.bands]].to_numpy(float)
-    x = np.column_stack([mags, np.log10(np.clip(radii, 1e-3, None))])
-    with np.errstate(all="ignore"):
-        med = np.nanmedian(x, axis=0)
-    return np.where(np.isfinite(x), x, np.where(np.isfinite(med), med, 0.0))
+    return np.column_stack([mags, np.log10(np.clip(radii, 1e-3, None))])
 
 
 class _Clock:
@@ -136,7 +134,9 @@ class TSNEForest(hizkit.Classifier):
                 unl = unl.sample(self.max_unlabelled, random_state=self.seed)
             cats.append(unl)
         catalog = pd.concat(cats, ignore_index=True)
-        x = magnitude_features(train, catalog)
+        raw = magnitude_features(train, catalog)
+        self.fill_ = hizkit.column_fill(raw)
+        x = hizkit.impute(raw, self.fill_)
         self.mean_, self.scale_ = x.mean(axis=0), x.std(axis=0) + 1e-9
         xs = (x - self.mean_) / self.scale_
         clock = _Clock()
@@ -221,7 +221,8 @@ class TSNEForest(hizkit.Classifier):
         return out
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
-        x = (magnitude_features(data, data.catalog) - self.mean_) / self.scale_
+        x = hizkit.impute(magnitude_features(data, data.catalog), self.fill_)
+        x = (x - self.mean_) / self.scale_
         p = self.forest_.predict_proba(x.astype(np.float32))
         out = np.zeros((len(data), len(CLASSES)))
         out[:, self.forest_.classes_] = p
@@ -236,6 +237,7 @@ class TSNEForest(hizkit.Classifier):
             y=self._train_y,
             mean=self.mean_,
             scale=self.scale_,
+            fill=self.fill_,
             embedding=self.embedding_,
             clusters=self.clusters_,
         )
@@ -248,7 +250,7 @@ class TSNEForest(hizkit.Classifier):
 
         with np.load(directory / "rf.npz", allow_pickle=False) as f:
             self._train_x, self._train_y = f["x"], f["y"]
-            self.mean_, self.scale_ = f["mean"], f["scale"]
+            self.mean_, self.scale_, self.fill_ = f["mean"], f["scale"], f["fill"]
             self.embedding_, self.clusters_ = f["embedding"], f["clusters"]
         meta = json.loads((directory / "rf.json").read_text())
         self.silhouette_, self.cluster_stats_ = meta["silhouette"], meta["cluster_stats"]

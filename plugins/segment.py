@@ -8,6 +8,7 @@ and replaces other segments' pixels by background noise (or zeros) in every band
 from __future__ import annotations
 
 import contextlib
+import zlib
 
 import numpy as np
 
@@ -100,10 +101,13 @@ class Segment(hizkit.Preprocessor):
 
     def transform(self, data: Dataset) -> Dataset:
         mask = self.central_segments(data)
-        rng = np.random.default_rng(self.seed)
         out = data.cutouts.copy()
+        ids = data.catalog["id"].to_numpy()
         for i in np.flatnonzero(mask.any(axis=(1, 2))):
             m = mask[i]
+            # one noise stream per source (seeded by its id): a source's cutout does not
+            # depend on which other sources share its batch
+            rng = np.random.default_rng([self.seed, zlib.crc32(str(ids[i]).encode())])
             for b in range(out.shape[1]):
                 if self.fill == "zero":
                     out[i, b][m] = 0.0

@@ -57,7 +57,7 @@ class XGBoostHOG(hizkit.Classifier):
             raise hizkit.HizkitError("xgb needs feature vectors: put 'hog' in its preprocessors")
         parts = [data.features]
         if self.use_colours and data.has_photometry:
-            parts.append(hizkit.colour_features(data))
+            parts.append(hizkit.colour_features(data, fill=self.fill_))
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _model(self):
@@ -83,6 +83,9 @@ class XGBoostHOG(hizkit.Classifier):
         )
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> XGBoostHOG:
+        # missing colours are imputed with the training set's medians, in fit and predict
+        colours = self.use_colours and train.has_photometry
+        self.fill_ = hizkit.column_fill(hizkit.colour_features(train)) if colours else None
         x, y = self._features(train), train.y
         w = balanced_weights(y) if self.class_weight == "balanced" else None
         model = self._model()
@@ -103,12 +106,16 @@ class XGBoostHOG(hizkit.Classifier):
     def _save_state(self, directory: Path) -> None:
         self.model_.save_model(directory / "model.json")
         best = getattr(self.model_, "best_iteration", None)
-        (directory / "state.json").write_text(json.dumps({"best_iteration": best}))
+        fill = getattr(self, "fill_", None)
+        state = {"best_iteration": best, "fill": None if fill is None else fill.tolist()}
+        (directory / "state.json").write_text(json.dumps(state))
 
     def _load_state(self, directory: Path) -> None:
         model = self._model()
         model.load_model(directory / "model.json")
         self.model_ = model
+        fill = json.loads((directory / "state.json").read_text()).get("fill")
+        self.fill_ = None if fill is None else np.asarray(fill, dtype=float)
 
 
 @hizkit.hookimpl

@@ -1,0 +1,445 @@
+"""Trained models: a fitted preprocessor chain and a classifier, kept as one directory.
+
+``hizkit train`` (and ``hizkit bench --save-models``) writes one directory per classifier
+label::
+
+    models/cnn/
+        manifest.json                  what it is, what it needs, where it came from
+        preprocessors/00-segment/      each fitted step: preprocessor.json + its state
+        preprocessors/01-normalise/
+        classifier/                    classifier.json + its state (safe formats only)
+
+``manifest.json`` records the bands in order, the pixel scale and cutout size, the labels
+the model learned from, a description and SHA-256 of the training data, the validation
+metrics, the training domain (the detection magnitudes it saw), the versions of hizkit,
+of every plugin's distribution and of the numerical libraries, and a SHA-256 of every
+file in the directory: a file changed after training is refused on load. Loading reads
+JSON, ``.npz`` without pickles and torch state dicts with ``weights_only=True``; it never
+unpickles code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hizkit import progress
+from hizkit.atomic import new_directory
+from hizkit.bench import BenchConfig, ClassifierSpec, _Pipeline, fit_classifier, resolve
+from hizkit.contracts import Classifier, Preprocessor
+from hizkit.cuts import DETECTION_BANDS
+from hizkit.dataset import CLASSES, Dataset, ab_mag, flux_col, make_split
+from hizkit.errors import HizkitError
+from hizkit.registry import Registry, get_registry
+
+MANIFEST = "manifest.json"
+#: the manifest's format; a model written in a newer format is refused with a clear error
+FORMAT = 1
+#: numerical libraries whose versions change a model's numbers, recorded in the manifest
+LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost", "torch", "photutils", "astropy")
+
+
+def detection_magnitude(
+    catalog: pd.DataFrame, bands: Sequence[str] = DETECTION_BANDS
+) -> np.ndarray:
+    """AB magnitude of the mean catalog flux in the detection bands (NaN when none has a
+    positive flux): the brightness axis of a model's training domain."""
+    present = [b for b in bands if flux_col(b) in catalog.columns]
+    if not present:
+        return np.full(len(catalog), np.nan)
+    flux = catalog[[flux_col(b) for b in present]].to_numpy(float)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(np.where(np.isfinite(flux), flux, np.nan), axis=1)
+    return ab_mag(mean)
+
+
+def data_hash(data: Dataset) -> str:
+    """SHA-256 of what a model learned from: ids, positions, labels and cutouts."""
+    h = hashlib.sha256()
+    cols = [c for c in ("id", "ra", "dec", "label") if c in data.catalog.columns]
+    h.update(data.catalog[cols].to_csv(index=False).encode())
+    h.update(",".join(data.bands).encode())
+    if data.cutouts is not None:
+        for row in data.cutouts:  # one source at a time: no full-size copy
+            h.update(np.ascontiguousarray(row).tobytes())
+    return h.hexdigest()
+
+
+def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and per-class true-positive rates of ``proba``."""
+    y = np.asarray(y)
+    ok = y >= 0
+    y, pred = y[ok], np.argmax(proba[ok], axis=1)
+    out: dict[str, float] = {"n": float(len(y))}
+    if len(y) == 0:
+        return out
+    out["accuracy"] = float(np.mean(pred == y))
+    tprs = []
+    for i, name in enumerate(CLASSES):
+        members = y == i
+        if members.any():
+            tpr = float(np.mean(pred[members] == i))
+            out[f"tpr_{name}"] = tpr
+            tprs.append(tpr)
+    out["balanced_accuracy"] = float(np.mean(tprs))
+    return out
+
+
+def _versions(registry: Registry, plugins: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    libs = {}
+    for lib in LIBRARIES:
+        try:
+            libs[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            continue
+    from hizkit import __version__
+
+    infos = {f"{kind}:{name}": registry.info(kind, name) for kind, name in plugins}
+    return {
+        "hizkit": __version__,
+        "python": platform.python_version(),
+        "plugins": {
+            key: {"distribution": i.distribution, "version": i.version} for key, i in infos.items()
+        },
+        "libraries": libs,
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class TrainedModel:
+    """A fitted preprocessor chain and classifier that classify new sources.
+
+    ``predict_proba`` runs the chain (training-only steps such as augmentation are not
+    part of it) and the classifier; ``predict`` returns the candidate table. Sources are
+    independent: a source's probabilities do not depend on the rest of the batch.
+    """
+
+    label: str
+    steps: list[Preprocessor]
+    classifier: Classifier
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(self.manifest["bands"])
+
+    @property
+    def needs_cutouts(self) -> bool:
+        """True when the chain or the classifier reads cutouts (else the catalog suffices)."""
+        return bool(self.steps) or "cutouts" in self.classifier.requires
+
+    def check(self, data: Dataset) -> Dataset:
+        """``data`` in the model's bands and order; a one-line error when it cannot serve."""
+        missing = [b for b in self.bands if b not in data.bands]
+        if missing:
+            raise HizkitError(
+                f"model '{self.label}' needs band(s) {', '.join(missing)}, which the data "
+                f"lacks (it has {', '.join(data.bands)})"
+            )
+        data = data.select_bands(self.bands)
+        if "photometry" in self.classifier.requires and not data.has_photometry:
+            raise HizkitError(f"model '{self.label}' needs catalog photometry in every band")
+        if self.needs_cutouts:
+            if data.cutouts is None:
+                raise HizkitError(f"model '{self.label}' needs cutouts; the data has none")
+            want, size = self.manifest.get("pixel_scale"), self.manifest.get("cutout_size")
+            if want and abs(data.pixel_scale - want) > 0.01 * want:
+                raise HizkitError(
+                    f"model '{self.label}' was trained on {want:g}\"/px cutouts; the data's are "
+                    f"{data.pixel_scale:g}\"/px (set the data source's pixel_scale)"
+                )
+            if size and list(data.cutouts.shape[2:]) != list(size):
+                raise HizkitError(
+                    f"model '{self.label}' was trained on {size[0]}x{size[1]} cutouts; the "
+                    f"data's are {data.cutouts.shape[2]}x{data.cutouts.shape[3]} "
+                    "(set the data source's cutout_size)"
+                )
+        return data
+
+    def prepare(self, data: Dataset) -> Dataset:
+        """``data`` after the fitted preprocessor chain."""
+        data = self.check(data)
+        for step in self.steps:
+            data = step.transform(data)
+        return data
+
+    def predict_proba(self, data: Dataset) -> np.ndarray:
+        """``(N, 3)`` probabilities in the order of :data:`hizkit.CLASSES`."""
+        if len(data) == 0:
+            return np.zeros((0, len(CLASSES)))
+        proba = np.asarray(self.classifier.predict_proba(self.prepare(data)), dtype=float)
+        if proba.shape != (len(data), len(CLASSES)):
+            raise HizkitError(f"model '{self.label}' gave probabilities of shape {proba.shape}")
+        return proba
+
+    def predict(self, data: Dataset) -> pd.DataFrame:
+        """The candidate table of ``data``: one row per source (see :func:`candidate_table`)."""
+        return candidate_table(self, data, self.predict_proba(data))
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as a new directory (atomically; an existing path is refused)."""
+        with new_directory(path) as tmp:
+            self.write_into(tmp)
+        return Path(path)
+
+    def write_into(self, directory: Path) -> None:
+        """Write the model's files into an existing, empty ``directory``."""
+        for i, step in enumerate(self.steps):
+            step.save(directory / "preprocessors" / f"{i:02d}-{step.name}")
+        self.classifier.save(directory / "classifier")
+        files = sorted(p for p in directory.rglob("*") if p.is_file())
+        manifest = dict(self.manifest)
+        manifest["files"] = {str(p.relative_to(directory)): _sha256(p) for p in files}
+        (directory / MANIFEST).write_text(json.dumps(_jsonable(manifest), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path, registry: Registry | None = None) -> TrainedModel:
+        """Read a model directory written by :meth:`save`; a one-line error when it is
+        not one, was changed after it was written, or needs a plugin that is missing."""
+        path = Path(path)
+        registry = registry or get_registry()
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise HizkitError(f"{path}: no {MANIFEST}; not a model written by hizkit train")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HizkitError(f"{manifest_path}: damaged ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("format", 0) > FORMAT:
+            raise HizkitError(f"{path}: a model format this hizkit cannot read; upgrade hizkit")
+        for rel, digest in manifest.get("files", {}).items():
+            file = path / rel
+            if not file.is_file():
+                raise HizkitError(f"{path}: {rel} is missing; the model is incomplete")
+            if _sha256(file) != digest:
+                raise HizkitError(f"{path}: {rel} changed after the model was written; refused")
+        _warn_versions(manifest, registry)
+        steps = []
+        for i, entry in enumerate(manifest["preprocessors"]):
+            step_cls = registry.get("preprocessor", entry["name"])
+            steps.append(step_cls.load(path / "preprocessors" / f"{i:02d}-{entry['name']}"))
+        clf_cls = registry.get("classifier", manifest["classifier"]["plugin"])
+        classifier = clf_cls.load(path / "classifier")
+        return cls(manifest["label"], steps, classifier, manifest)  # type: ignore[arg-type]
+
+
+def _warn_versions(manifest: dict[str, Any], registry: Registry) -> None:
+    for key, saved in manifest.get("versions", {}).get("plugins", {}).items():
+        kind, _, name = key.partition(":")
+        try:
+            now = registry.info(kind, name)
+        except HizkitError:
+            raise HizkitError(
+                f"the model needs the {kind.replace('_', ' ')} '{name}' from "
+                f"{saved['distribution']} {saved['version']}, which is not installed"
+            ) from None
+        if now.version != saved["version"]:
+            progress.warn(
+                f"the model was trained with {saved['distribution']} {saved['version']} "
+                f"({name}); {now.distribution} {now.version} is installed"
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+# ---------------------------------------------------------------------- candidate table
+
+
+def source_flags(model: TrainedModel, data: Dataset) -> pd.DataFrame:
+    """Per-source flags: ``flag_edge`` (part of the cutout off the mosaic or without
+    coverage), ``flag_missing_band`` with ``missing_bands`` (a band without data at the
+    source: no catalog flux, or no coverage at the cutout centre) and
+    ``flag_outside_domain`` (brighter or fainter in the detection bands than every
+    training source)."""
+    data = data.select_bands([b for b in model.bands if b in data.bands])
+    n = len(data)
+    missing = np.zeros((n, len(data.bands)), dtype=bool)
+    edge = np.zeros(n, dtype=bool)
+    if data.has_photometry:
+        flux, _ = data.photometry()
+        missing |= ~np.isfinite(flux)
+    if data.cutouts is not None:
+        cut = data.cutouts
+        h, w = cut.shape[2:]
+        centre = cut[:, :, h // 2 - 1 : h // 2 + 1, w // 2 - 1 : w // 2 + 1]
+        no_centre = ~np.isfinite(centre).any(axis=(2, 3))
+        missing |= no_centre
+        edge = (~np.isfinite(cut)).any(axis=(2, 3)) & ~no_centre
+        edge = edge.any(axis=1)
+    outside = np.zeros(n, dtype=bool)
+    domain = model.manifest.get("domain") or {}
+    if domain.get("min") is not None and data.has_photometry:
+        mag = detection_magnitude(data.catalog, domain.get("bands", DETECTION_BANDS))
+        with np.errstate(invalid="ignore"):
+            outside = (mag < domain["min"]) | (mag > domain["max"])
+    names = np.array(data.bands)
+    return pd.DataFrame(
+        {
+            "flag_edge": edge,
+            "flag_missing_band": missing.any(axis=1),
+            "missing_bands": [",".join(names[m]) for m in missing],
+            "flag_outside_domain": outside,
+        }
+    )
+
+
+def candidate_table(model: TrainedModel, data: Dataset, proba: np.ndarray) -> pd.DataFrame:
+    """One row per source: ``id, ra, dec, p_lowz, p_highz, p_brown_dwarf, predicted``,
+    the catalog photo-z ``z_phot`` when present (and the ``label`` when the data has one,
+    e.g. simulated fields), then the flags of :func:`source_flags`."""
+    cat = data.catalog
+    table = pd.DataFrame({"id": cat["id"].to_numpy(), "ra": cat["ra"], "dec": cat["dec"]})
+    for i, name in enumerate(CLASSES):
+        table[f"p_{name}"] = proba[:, i]
+    table["predicted"] = np.asarray(CLASSES, dtype=object)[np.argmax(proba, axis=1)]
+    for col in ("z_phot", "label"):
+        if col in cat.columns:
+            table[col] = cat[col].to_numpy()
+    flags = source_flags(model, data)
+    return pd.concat([table.reset_index(drop=True), flags], axis=1)
+
+
+# ---------------------------------------------------------------------- training
+
+
+def build_manifest(
+    label: str,
+    spec: ClassifierSpec,
+    steps: list[Preprocessor],
+    chain: tuple[str, ...],
+    dataset: Dataset,
+    train_part: Dataset,
+    metrics: dict[str, float],
+    metrics_part: str,
+    registry: Registry,
+) -> dict[str, Any]:
+    """Everything needed to judge and reproduce a model, as JSON-ready values."""
+    mag = detection_magnitude(train_part.catalog) if train_part.has_photometry else None
+    finite = mag[np.isfinite(mag)] if mag is not None else np.empty(0)
+    counts = {c: int((train_part.catalog.get("label") == c).sum()) for c in CLASSES}
+    plugins = [("classifier", spec.plugin)] + [("preprocessor", s.name) for s in steps]
+    meta = dict(dataset.meta)
+    return {
+        "format": FORMAT,
+        "label": label,
+        "description": f"{spec.plugin} trained on {meta.get('source', '?')} "
+        f"({len(train_part)} training sources)",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "classifier": {"plugin": spec.plugin, "params": spec.params},
+        "preprocessors": [{"name": s.name, "params": s.get_params()} for s in steps],
+        "training_chain": list(chain),
+        "bands": list(dataset.bands),
+        "pixel_scale": dataset.pixel_scale if dataset.cutouts is not None else None,
+        "cutout_size": list(dataset.cutouts.shape[2:]) if dataset.cutouts is not None else None,
+        "labels": meta.get("labels", "truth" if meta.get("source") == "mock" else None),
+        "training_data": {
+            "source": meta,
+            "sha256": data_hash(dataset),
+            "n_sources": len(dataset),
+            "n_train": len(train_part),
+            "train_class_counts": counts,
+        },
+        "domain": {
+            "quantity": "AB magnitude of the mean detection-band catalog flux",
+            "bands": list(DETECTION_BANDS),
+            "min": float(finite.min()) if finite.size else None,
+            "max": float(finite.max()) if finite.size else None,
+        },
+        "metrics": {"part": metrics_part, **metrics},
+        "versions": _versions(registry, plugins),
+    }
+
+
+def train_models(
+    dataset: Dataset,
+    config: BenchConfig,
+    registry: Registry | None = None,
+    valid_fraction: float = 0.2,
+) -> dict[str, TrainedModel]:
+    """Fit every configured classifier once (chain + classifier) on the labelled
+    sources: a stratified ``1 - valid_fraction`` / ``valid_fraction`` split with
+    ``config.seed``, the validation part choosing epochs and giving the recorded metrics."""
+    registry = registry or get_registry()
+    config.validate()
+    if not 0 < valid_fraction < 1:
+        raise HizkitError(f"the validation fraction must lie in (0, 1), got {valid_fraction}")
+    y = dataset.y
+    if len(np.unique(y[y >= 0])) < 2:
+        raise HizkitError("training needs labelled sources of at least two classes")
+    plan = resolve(dataset, config, registry)
+    split = make_split(y, config.seed, (1 - valid_fraction, valid_fraction, 0.0))
+    pipeline = _Pipeline(dataset, registry, config)
+    models = {}
+    for spec in progress.track(config.classifiers, "training"):
+        cls, chain = plan[spec.label]
+        progress.log(f"training {spec.label}")
+        fitted = fit_classifier(pipeline, spec, cls, chain, split, config.seed)
+        metrics = scores(fitted.valid.y, fitted.classifier.predict_proba(fitted.valid))
+        manifest = build_manifest(
+            spec.label,
+            spec,
+            fitted.steps,
+            chain,
+            dataset,
+            fitted.train,
+            metrics,
+            "validation",
+            registry,
+        )
+        models[spec.label] = TrainedModel(spec.label, fitted.steps, fitted.classifier, manifest)
+    return models
+
+
+def save_models(models: dict[str, TrainedModel], out: str | Path) -> Path:
+    """Write ``{label: model}`` as ``out/<label>/`` directories (``out`` is new, written
+    atomically: it appears only when every model is in it)."""
+    with new_directory(out) as tmp:
+        for label, model in models.items():
+            (tmp / label).mkdir()
+            model.write_into(tmp / label)
+    return Path(out)
+
+
+def load_model(path: str | Path, registry: Registry | None = None) -> TrainedModel:
+    """Load a model directory written by ``hizkit train`` (one classifier label)."""
+    path = Path(path)
+    if not (path / MANIFEST).exists() and path.is_dir():
+        inside = sorted(p.parent.name for p in path.glob(f"*/{MANIFEST}"))
+        if inside:
+            raise HizkitError(
+                f"{path} holds several models ({', '.join(inside)}); name one, e.g. "
+                f"{path / inside[0]}"
+            )
+    return TrainedModel.load(path, registry)
