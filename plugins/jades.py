@@ -13,14 +13,23 @@ do not (DJA) each band is cut at its own position and brought to a common angula
 (block-summed when its pixels are an integer fraction of the output's, else resampled).
 Cutouts are in nJy per pixel, NaN outside the mosaic or without coverage.
 
+Units come from the files themselves: a mosaic's ``BUNIT`` (MJy/sr, nJy, uJy, Jy, or a
+scaled unit such as DJA's ``10.0*nanoJansky``), with MJy/sr converted by the pixel area of
+the mosaic's own WCS (``PIXAR_SR`` is often the detector's native pixel, not the resampled
+mosaic's: it is only compared, and a disagreement is reported); catalog fluxes and radii
+in the unit their column's ``TUNIT`` states, the layout's unit only where a file states none.
+
 A layout is data: a new release is a new TOML file, not new code.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import io
 import re
+import tarfile
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,8 +43,51 @@ from hizkit import NIRCAM_BANDS, Dataset, HizkitError, progress
 from hizkit.cuts import QualityCuts, describe
 
 LAYOUTS = Path(__file__).parent / "layouts"
-FLUX_TO_NJY = {"njy": 1.0, "ujy": 1e3, "microjy": 1e3, "jy": 1e9}
+#: nJy per unit, by lower-case unit name (milli-Jansky only as "mjy"; "MJy" is mega and
+#: meaningful here only per steradian)
+FLUX_TO_NJY = {
+    "njy": 1.0,
+    "nanojy": 1.0,
+    "nanojansky": 1.0,
+    "ujy": 1e3,
+    "microjy": 1e3,
+    "microjansky": 1e3,
+    "\u00b5jy": 1e3,
+    "mjy": 1e6,
+    "millijansky": 1e6,
+    "jy": 1e9,
+    "jansky": 1e9,
+}
+#: PIXAR_SR is trusted only within this fraction of the WCS pixel area
+PIXAR_TOLERANCE = 0.03
 _SPEC = re.compile(r"^(?P<ext>[^:]+):(?P<name>[^\[\]]+)(?:\[(?P<index>\d+)\])?$")
+_UNIT = re.compile(
+    r"^\s*(?:(?P<scale>[0-9.]+(?:[eE][+-]?[0-9]+)?)\s*\*?\s*)?(?P<unit>[A-Za-z\u00b5]+)\s*$"
+)
+_SURFACE = re.compile(r"^\s*MJy\s*(?:/|\s|\.)\s*sr(?:\s*(?:\^|\*\*)?\s*-?1)?\s*$", re.IGNORECASE)
+_ARCSEC = {"arcsec", "arcsecond", "arcseconds", "asec", '"'}
+_PIXEL = {"pix", "pixel", "pixels", "px"}
+#: a NIRCam/HST/MIRI filter name inside a file name (F444W, f150w, f444W, F850LP, F162M)
+_BAND_TOKEN = re.compile(r"(?<![a-z0-9])f\d{3,4}(?:w2|w|m|n|lp)(?![a-z0-9])")
+
+
+def flux_unit_to_njy(unit: str | None) -> float | None:
+    """nJy per unit of a flux-density unit string (``nJy``, ``uJy``, ``Jy``, ``mJy``,
+    ``10.0*nanoJansky``, ``1e-9 Jy``...), or None when it is not one (e.g. ``MJy/sr``)."""
+    if unit is None:
+        return None
+    m = _UNIT.match(str(unit))
+    if m is None or m["unit"] in ("MJy", "MJY"):
+        return None
+    per = FLUX_TO_NJY.get(m["unit"].lower())
+    if per is None:
+        return None
+    return per * (float(m["scale"]) if m["scale"] else 1.0)
+
+
+def is_surface_brightness(unit: str | None) -> bool:
+    """True for MJy/sr spelled in any of the usual ways."""
+    return unit is not None and _SURFACE.match(str(unit)) is not None
 
 
 def load_layout(name: str) -> dict[str, Any]:
@@ -60,21 +112,76 @@ def _match(directory: Path, pattern: str, what: str, exclude: tuple[Path, ...] =
     return hits[0]
 
 
-def detect_layout(directory: Path) -> str:
-    """The layout whose catalog file name is in ``directory`` (the most specific one
-    when several match, e.g. jades_v5 over jades_v2 for a v5 file)."""
-    found = []
+def detect_layout(directory: Path, bands: tuple[str, ...] | list[str] = NIRCAM_BANDS) -> str:
+    """The layout of the catalog in ``directory``: among the layouts whose catalog file
+    pattern matches, the most specific one whose columns the catalog really has (checked
+    on the headers only). When none fits, the error names every layout tried and what
+    its catalog lacks."""
+    candidates = []
     for name in known_layouts():
         lay = load_layout(name)
-        hits = [p for p in directory.glob(lay["catalog"]) if p.is_file()]
+        hits = sorted(p for p in directory.glob(lay["catalog"]) if p.is_file())
         if hits:
-            found.append((len(lay["catalog"].replace("*", "")), name))
-    if not found:
+            candidates.append((len(lay["catalog"].replace("*", "")), name, lay, hits))
+    if not candidates:
+        tried = "; ".join(f"{n}: {load_layout(n)['catalog']}" for n in known_layouts())
         raise HizkitError(
-            f"{directory}: no catalog of a known layout ({', '.join(known_layouts())}); "
-            "name one with layout=..."
+            f"{directory}: no catalog of a known layout (tried {tried}); name one with layout=..."
         )
-    return max(found)[1]
+    reasons = []
+    for _, name, lay, hits in sorted(candidates, key=lambda c: (-c[0], c[1])):
+        if len(hits) > 1:  # ambiguous: reading it names the files
+            return name
+        missing = schema_problems(hits[0], lay, bands)
+        if not missing:
+            return name
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        reasons.append(f"layout {name} needs {', '.join(missing[:3])}{more}")
+    raise HizkitError(
+        f"{directory}: no layout fits the catalog {candidates[0][3][0].name} "
+        f"({'; '.join(reasons)}); name one with layout=..."
+    )
+
+
+def schema_problems(
+    path: Path, lay: dict[str, Any], bands: tuple[str, ...] | list[str] = NIRCAM_BANDS
+) -> list[str]:
+    """``EXTENSION:COLUMN`` entries the layout reads that the catalog lacks (headers only;
+    photo-z, which may be absent, is not checked)."""
+    cols = lay["columns"]
+    default = lay["default_aperture"]
+    ap = {"aperture": default, "name": default, **lay["apertures"][default]}
+    specs = [cols["id"], cols["ra"], cols["dec"]]
+    specs += [cols[k] for k in ("flag_star", "flag_bright_star") if k in cols]
+    for band in bands:
+        names = {"BAND": band.upper(), "band": band.lower()}
+        specs += [cols[k].format(**ap, **names) for k in ("flux", "flux_err", "radius")]
+    missing: list[str] = []
+    insensitive = bool(lay.get("case_insensitive", False))
+    with _open(path) as hdul:
+        names = [h.name for h in hdul]
+        for spec in dict.fromkeys(specs):
+            m = _SPEC.match(spec)
+            if m is None:
+                raise HizkitError(f"layout {lay['name']}: bad column spec {spec!r}")
+            ext = m["ext"]
+            if ext.isdigit():
+                hdu = hdul[int(ext)] if int(ext) < len(hdul) else None
+            else:
+                hits = [n for n in names if fnmatch.fnmatch(n, ext.upper())]
+                hdu = hdul[hits[0]] if len(hits) == 1 else None
+            have = getattr(hdu, "columns", None)
+            if have is None:
+                missing.append(f"extension {ext}")
+                continue
+            present = have.names
+            if insensitive:
+                found = m["name"].lower() in {n.lower() for n in present}
+            else:
+                found = m["name"] in present
+            if not found:
+                missing.append(f"{ext}:{m['name']}")
+    return list(dict.fromkeys(missing))
 
 
 def _open(path: Path):
@@ -120,19 +227,28 @@ def _hdu(hdul, ext: str, path: Path):
 
 @dataclass
 class _Table:
-    """Column access to one FITS table: case-(in)sensitive names, vector indices."""
+    """Column access to one FITS table: case-(in)sensitive names, vector indices, units."""
 
     hdu: Any
     path: Path
     case_insensitive: bool
 
-    def column(self, name: str, index: int | None = None) -> np.ndarray:
+    def resolve(self, name: str) -> str:
         names = self.hdu.columns.names
         if name not in names and self.case_insensitive:
             lower = {n.lower(): n for n in names}
             name = lower.get(name.lower(), name)
         if name not in names:
             raise KeyError(name)
+        return name
+
+    def unit(self, name: str) -> str | None:
+        """The column's TUNIT, or None when the file states none."""
+        unit = self.hdu.columns[self.resolve(name)].unit
+        return str(unit).strip() if unit not in (None, "") and str(unit).strip() else None
+
+    def column(self, name: str, index: int | None = None) -> np.ndarray:
+        name = self.resolve(name)
         values = np.asarray(self.hdu.data[name])
         values = values.astype(values.dtype.newbyteorder("="))  # FITS is big-endian
         if index is not None:
@@ -145,11 +261,32 @@ class _Table:
         return values
 
 
+def _radius_to_arcsec(unit: str | None, lay: dict[str, Any], where: str) -> float:
+    """Arcsec per unit of a radius column: its TUNIT, else the layout's ``radius_unit``."""
+    stated = unit if unit is not None else lay.get("radius_unit", "arcsec")
+    u = stated.strip().lower()
+    if u in _ARCSEC:
+        return 1.0
+    if u in ("mas", "milliarcsec"):
+        return 1e-3
+    if u in ("deg", "degree", "degrees"):
+        return 3600.0
+    if u in _PIXEL or u == "pixel":
+        scale = lay.get("radius_pixel_scale")
+        if scale is None:
+            raise HizkitError(
+                f"{where}: radius in pixels but layout {lay['name']} gives no radius_pixel_scale"
+            )
+        return float(scale)
+    raise HizkitError(f"{where}: radius unit {stated!r} is not arcsec, pixels, mas or deg")
+
+
 class JadesSource(hizkit.DataSource):
     name = "jades"
     description = "JADES / EPOCHS / DJA catalog + mosaics from a directory (layouts in TOML)"
     test_params: ClassVar[dict] = {"labels": "truth", "cutout_size": 32}
     needs_location = True
+    field_params: ClassVar[dict] = {"labels": "none"}
 
     def __init__(
         self,
@@ -167,6 +304,7 @@ class JadesSource(hizkit.DataSource):
         pixel_scale: float | None = None,
         errors: bool = False,
         mosaics: str | None = None,
+        photoz_templates: str | None = None,
     ) -> None:
         """``quality_cuts`` e.g. ``{"min_snr": 10, "max_pdf_width": 0.5}`` (see
         :class:`hizkit.cuts.QualityCuts`). ``brown_dwarfs``: a CSV or FITS table whose
@@ -177,7 +315,10 @@ class JadesSource(hizkit.DataSource):
         threshold (layouts with a P(z)). ``pixel_scale``: the cutouts' arcsec per pixel on
         per-band grids (default: the coarsest band's). ``errors``: also cut the ERR (or
         WHT) images into 1-sigma error cutouts (``Dataset.errors``, nJy per pixel).
-        ``mosaics`` overrides the layout's mosaic file pattern ({band}/{BAND} = filter)."""
+        ``mosaics`` overrides the layout's mosaic file pattern ({band}/{BAND} = filter).
+        ``photoz_templates``: which template set's photo-z to read where a catalog holds
+        several (EPOCHS ``EAZY_<templates>`` extensions; default: the layout's
+        ``templates``, else the first in alphabetical order, named in the log)."""
         self.layout = layout
         self.aperture = aperture
         self.z_threshold = z_threshold
@@ -192,6 +333,7 @@ class JadesSource(hizkit.DataSource):
         self.pixel_scale = pixel_scale
         self.errors = errors
         self.mosaics = mosaics
+        self.photoz_templates = photoz_templates
 
     # ------------------------------------------------------------------ catalog
 
@@ -205,7 +347,7 @@ class JadesSource(hizkit.DataSource):
                 f"aperture {aperture!r} not in layout {lay['name']}: "
                 f"choose from {', '.join(lay['apertures'])}"
             )
-        ap = {"aperture": aperture, **lay["apertures"][aperture]}
+        ap = {"aperture": aperture, "name": aperture, **lay["apertures"][aperture]}
         insensitive = bool(lay.get("case_insensitive", False))
         with _open(path) as hdul:
             tables: dict[str, tuple[_Table, pd.Index]] = {}
@@ -213,15 +355,20 @@ class JadesSource(hizkit.DataSource):
             def table(ext: str) -> tuple[_Table, pd.Index]:
                 if ext not in tables:
                     hdu, _ = _hdu(hdul, ext, path)
+                    if getattr(hdu, "columns", None) is None:
+                        raise HizkitError(f"{path}[{ext}]: not a table (layout {lay['name']})")
                     t = _Table(hdu, path, insensitive)
                     try:
                         key = t.column(lay["key"])
                     except KeyError:
-                        raise HizkitError(f"{path}[{ext}]: no key column {lay['key']}") from None
+                        raise HizkitError(
+                            f"{path}[{ext}]: no key column {lay['key']} (layout {lay['name']})"
+                        ) from None
                     tables[ext] = (t, pd.Index(key))
                 return tables[ext]
 
-            def column(spec: str, what: str, **fmt: Any) -> np.ndarray:
+            def column(spec: str, what: str, **fmt: Any) -> tuple[np.ndarray, str | None]:
+                """A column joined on the key, and its TUNIT."""
                 m = _SPEC.match(spec.format(**ap, **fmt))
                 if m is None:
                     raise HizkitError(f"layout {lay['name']}: bad column spec {spec!r}")
@@ -229,31 +376,57 @@ class JadesSource(hizkit.DataSource):
                 index = None if m["index"] is None else int(m["index"])
                 try:
                     values = t.column(m["name"], index)
+                    unit = t.unit(m["name"])
                 except KeyError:
-                    raise HizkitError(f"{path}: {what} (no column {m['name']})") from None
+                    raise HizkitError(
+                        f"{path}: {what} (no column {m['name']} in {m['ext']}; "
+                        f"layout {lay['name']})"
+                    ) from None
                 if key is not main_key:
                     values = pd.Series(values, index=key).reindex(main_key).to_numpy()
-                return values
+                return values, unit
+
+            def flux_factor(unit: str | None, where: str) -> float:
+                if unit is not None and (factor := flux_unit_to_njy(unit)) is not None:
+                    return factor
+                factor = flux_unit_to_njy(lay["flux_unit"])
+                if factor is None:
+                    raise HizkitError(
+                        f"layout {lay['name']}: unknown flux_unit {lay['flux_unit']!r}"
+                    )
+                if unit is not None:
+                    progress.warn(
+                        f"{path}: {where} has unit {unit!r}; "
+                        f"read as the layout's {lay['flux_unit']}"
+                    )
+                return factor
 
             main_key = table(_SPEC.match(cols["id"])["ext"])[1]
             cat = pd.DataFrame(
                 {
-                    "id": column(cols["id"], "no IDs"),
-                    "ra": column(cols["ra"], "no RA").astype(float),
-                    "dec": column(cols["dec"], "no Dec").astype(float),
+                    "id": column(cols["id"], "no IDs")[0],
+                    "ra": column(cols["ra"], "no RA")[0].astype(float),
+                    "dec": column(cols["dec"], "no Dec")[0].astype(float),
                 }
             )
-            to_njy = FLUX_TO_NJY[lay["flux_unit"].lower()]
-            to_arcsec = lay.get("radius_pixel_scale", 1.0) if lay["radius_unit"] == "pixel" else 1
+            radius_factor = float(lay.get("radius_factor", 1.0))
+            radius_stated = []
             for band in self.bands:
                 names = {"BAND": band.upper(), "band": band.lower()}
                 missing = f"band {band} missing"
-                cat[hizkit.flux_col(band)] = column(cols["flux"], missing, **names) * to_njy
-                cat[hizkit.fluxerr_col(band)] = column(cols["flux_err"], missing, **names) * to_njy
-                cat[hizkit.radius_col(band)] = column(cols["radius"], missing, **names) * to_arcsec
+                flux, unit = column(cols["flux"], missing, **names)
+                err, eunit = column(cols["flux_err"], missing, **names)
+                cat[hizkit.flux_col(band)] = flux * flux_factor(unit, f"{band} flux")
+                cat[hizkit.fluxerr_col(band)] = err * flux_factor(eunit, f"{band} flux error")
+                radius, runit = column(cols["radius"], f"no {band} radius", **names)
+                radius_stated.append(runit is not None)
+                to_arcsec = _radius_to_arcsec(runit, lay, f"{path} ({band} radius)")
+                cat[hizkit.radius_col(band)] = radius * to_arcsec * radius_factor
+            if not any(radius_stated):
+                _check_radius_scale(cat, self.bands, path, lay)
             for flag in ("flag_star", "flag_bright_star"):
                 if flag in cols:
-                    cat[flag] = column(cols[flag], f"no {flag}").astype(bool)
+                    cat[flag] = np.nan_to_num(column(cols[flag], f"no {flag}")[0]).astype(bool)
             truth = _hdu(hdul, "TRUTH", path)[0] if "TRUTH" in hdul else None
             if truth is not None:
                 t = _Table(truth, path, False)
@@ -270,47 +443,104 @@ class JadesSource(hizkit.DataSource):
         return self._label(cat, path, lay)
 
     def _photoz(self, directory, path, hdul, lay, ids) -> dict[str, np.ndarray]:
-        """z_phot, z_l68, z_u68, chi2_phot (and bimodal from a P(z)) where the layout has them."""
+        """z_phot, z_l68, z_u68, chi2_phot (and bimodal from a P(z)) where the layout has
+        them: from the catalog, a separate file, or a FITS member of a tarball."""
         pz = lay.get("photoz")
         if not pz:
             return {}
-        if "file" in pz:
-            try:
-                pz_path = _match(directory, pz["file"], "photometric redshifts")
-            except HizkitError:
-                return {}
+        files = pz.get("files") or ([pz["file"]] if "file" in pz else None)
+        if not files:
+            return self._photoz_from(hdul, path, pz, ids, lay)
+        root = _catalog_root(path, lay)
+        for pattern in files:
+            pattern = pattern.format(root=root)
+            hits = sorted(p for p in directory.glob(pattern) if p.is_file())
+            if len(hits) > 1:
+                names = ", ".join(p.name for p in hits[:4])
+                raise HizkitError(
+                    f"{directory}: several photometric-redshift files match {pattern}: {names}"
+                )
+            if not hits:
+                continue
+            pz_path = hits[0]
+            if ".tar" in pz_path.name:
+                with _open_tar_member(pz_path, pz.get("member", "*.fits")) as pz_hdul:
+                    return self._photoz_from(pz_hdul, pz_path, pz, ids, lay)
             with _open(pz_path) as pz_hdul:
                 return self._photoz_from(pz_hdul, pz_path, pz, ids, lay)
-        return self._photoz_from(hdul, path, pz, ids, lay)
+        return {}
 
     def _photoz_from(self, hdul, path, pz, ids, lay) -> dict[str, np.ndarray]:
-        exts = [h.name for h in hdul]
-        ext = pz["ext"]
-        if not ext.isdigit() and not any(fnmatch.fnmatch(n, ext.upper()) for n in exts):
+        ext = self._photoz_ext(hdul, path, pz)
+        if ext is None:
             return {}
-        hdu, suffix = _hdu(hdul, ext, path)
+        hdu, _ = _hdu(hdul, ext, path)
+        suffix = ""
+        if any(c in pz["ext"] for c in "*?["):  # the glob's match names the template set
+            raw = str(hdu.header.get("EXTNAME", hdu.name))  # keeps the case
+            suffix = raw[len(pz["ext"].split("*")[0]) :]
         t = _Table(hdu, path, bool(lay.get("case_insensitive", False)))
-        key = pd.Index(t.column(pz["key"]))
+        try:
+            key = pd.Index(t.column(pz["key"]))
+        except KeyError:
+            raise HizkitError(
+                f"{path}[{ext}]: no key column {pz['key']} for the photo-z (layout {lay['name']})"
+            ) from None
         out: dict[str, np.ndarray] = {}
-        for name, col in (("z_phot", "z"), ("z_l68", "z_l68"), ("z_u68", "z_u68")):
+        for name, col in (
+            ("z_phot", "z"),
+            ("z_l68", "z_l68"),
+            ("z_u68", "z_u68"),
+            ("chi2_phot", "chi2"),
+        ):
             if col in pz:
                 try:
                     values = t.column(pz[col].format(templates=suffix))
                 except KeyError:
                     continue
                 out[name] = pd.Series(values, index=key).reindex(ids).to_numpy(float)
-        if "chi2" in pz:
-            try:
-                values = t.column(pz["chi2"].format(templates=suffix))
-                out["chi2_phot"] = pd.Series(values, index=key).reindex(ids).to_numpy(float)
-            except KeyError:
-                pass
         if "pdf" in pz and pz["pdf"] in hdu.columns.names:
             pdf = pd.DataFrame(t.column(pz["pdf"]), index=key).reindex(ids).to_numpy(float)
             grid = np.asarray(t.column(pz["pdf_grid"]), dtype=float)
             grid = grid[0] if grid.ndim == 2 else grid
             out["bimodal"] = bimodal_from_pdf(grid, pdf, self.z_threshold, self.bimodal_min_prob)
         return out
+
+    def _photoz_ext(self, hdul, path: Path, pz: dict[str, Any]) -> str | None:
+        """The photo-z extension to read (None: the file has none). A glob such as
+        ``EAZY_*`` may match one extension per template set: the one named by
+        ``photoz_templates`` (else the layout's ``templates``, else the first
+        alphabetically) is read, and the choice is logged."""
+        ext = pz["ext"]
+        if ext.isdigit():
+            return ext if int(ext) < len(hdul) else None
+        names = [h.name for h in hdul]
+        if not any(c in ext for c in "*?["):
+            return ext if ext.upper() in names else None
+        hits = sorted(n for n in names if fnmatch.fnmatch(n, ext.upper()))
+        if len(hits) <= 1:
+            if self.photoz_templates and hits:
+                self._template_of(hits, ext, path)  # checks the name given
+            return hits[0] if hits else None
+        chosen = self._template_of(hits, ext, path, pz.get("templates"))
+        others = ", ".join(h for h in hits if h != chosen)
+        progress.log(f"{path.name}: photo-z from {chosen} (also there: {others})")
+        return chosen
+
+    def _template_of(self, hits: list[str], ext: str, path: Path, default: str | None = None):
+        prefix = ext.upper().split("*")[0]
+        by_set = {h[len(prefix) :].lower(): h for h in hits}
+        if self.photoz_templates:
+            want = self.photoz_templates.lower()
+            if want not in by_set:
+                raise HizkitError(
+                    f"{path}: no photo-z for templates {self.photoz_templates!r} "
+                    f"(it has {', '.join(sorted(by_set))})"
+                )
+            return by_set[want]
+        if default and default.lower() in by_set:
+            return by_set[default.lower()]
+        return by_set[sorted(by_set)[0]]
 
     def _label(self, cat: pd.DataFrame, path: Path, lay: dict[str, Any]) -> pd.DataFrame:
         if self.labels == "truth":
@@ -355,12 +585,8 @@ class JadesSource(hizkit.DataSource):
         """(N, bands, S, S) float32 cutouts in nJy/pixel, their 1-sigma errors when
         ``errors`` (else None), and the cutouts' pixel scale in arcsec."""
         mos = lay["mosaics"]
-        pattern = self.mosaics or mos["file"]
         catalogs = tuple(directory.glob(lay["catalog"]))
-        files = {}
-        for band in self.bands:
-            names = {"band": band.lower(), "BAND": band.upper()}
-            files[band] = _match(directory, pattern.format(**names), f"{band} mosaic", catalogs)
+        files = {band: self._band_files(directory, lay, band, catalogs) for band in self.bands}
         per_band = mos.get("grid", "common") == "per_band"
         s = self.cutout_size
         n = len(cat)
@@ -371,19 +597,22 @@ class JadesSource(hizkit.DataSource):
         # (per-band layouts) or the common grid
         wcses = {}
         for band in self.bands:
-            with _open(files[band]) as hdul:
-                wcses[band] = _wcs(_hdu(hdul, mos["science"], files[band])[0].header, files[band])
+            sci = files[band].science
+            with _open(sci.path) as hdul:
+                wcses[band] = _wcs(_image_hdu(hdul, sci.ext, sci.path).header, sci.path)
         scales = {band: _scale(w) for band, w in wcses.items()}
         out_scale = self.pixel_scale or max(scales.values())
         ra, dec = cat["ra"].to_numpy(), cat["dec"].to_numpy()
         for b, band in enumerate(progress.track(self.bands, "cutting mosaics")):
-            path = files[band]
+            band_files = files[band]
+            path = band_files.science.path
             if path.name.endswith(".gz"):
                 progress.log(
                     f"{path.name} is gzipped: read into memory (gunzip for memory mapping)"
                 )
-            with _open(path) as hdul:
-                sci, _ = _hdu(hdul, mos["science"], path)
+            with ExitStack() as stack:
+                hdul = stack.enter_context(_open(path))
+                sci = _image_hdu(hdul, band_files.science.ext, path)
                 wcs = wcses[band]
                 if not per_band:
                     if ref is None:
@@ -393,8 +622,8 @@ class JadesSource(hizkit.DataSource):
                             f"{path}: its WCS differs from the first band's; this layout "
                             f"({lay['name']}) expects all bands on one pixel grid"
                         )
-                factor = _to_njy_per_pixel(sci.header, path, mos["unit"])
-                error = self._error_image(directory, hdul, mos, band, path)
+                factor = _to_njy_per_pixel(sci.header, path, wcs, mos.get("default_bunit"))
+                error = self._error_image(band_files, hdul, stack, sci.data.shape)
                 ratio = out_scale / scales[band]
                 k = round(ratio)
                 if abs(ratio - k) > 1e-3:
@@ -421,25 +650,51 @@ class JadesSource(hizkit.DataSource):
                     errs[:, b] = np.sqrt(block_sum(var, k))
         return out, errs, float(out_scale)
 
-    def _error_image(self, directory, hdul, mos, band, path):
-        """The 1-sigma error image in the science image's units, or None."""
-        names = [h.name for h in hdul]
-        if mos.get("error") and mos["error"].upper() in names:
-            return hdul[mos["error"]].data
-        if mos.get("weight") and mos["weight"].upper() in names:
-            w = np.asarray(hdul[mos["weight"]].data, dtype=np.float32)
-            with np.errstate(divide="ignore"):
-                return np.where(w > 0, 1 / np.sqrt(w), 0.0)
-        if mos.get("weight_file"):
-            names = {"band": band.lower(), "BAND": band.upper()}
-            try:
-                wpath = _match(directory, mos["weight_file"].format(**names), f"{band} weight")
-            except HizkitError:
-                return None
-            with _open(wpath) as whdul:
-                w = np.asarray(whdul[0].data, dtype=np.float32)
-            with np.errstate(divide="ignore"):
-                return np.where(w > 0, 1 / np.sqrt(w), 0.0)
+    def _band_files(
+        self, directory: Path, lay: dict[str, Any], band: str, exclude: tuple[Path, ...]
+    ) -> _BandFiles:
+        """Where a band's science, error and weight images are: by the layout's file
+        pattern (``file``, extensions ``science``/``error``/``weight`` in it, a separate
+        ``weight_file``), or, for ``find = "suffixes"`` layouts, by galfind's rule: the
+        one file naming this band (in any case) and no other, told apart by suffixes,
+        either one file with SCI/ERR/WHT extensions or separate files."""
+        mos = lay["mosaics"]
+        names = {"band": band.lower(), "BAND": band.upper()}
+        if self.mosaics or mos.get("find") != "suffixes":
+            pattern = self.mosaics or mos["file"]
+            path = _match(directory, pattern.format(**names), f"{band} mosaic", exclude)
+            weight = None
+            if mos.get("weight"):
+                weight = _Image(path, mos["weight"], optional=True)
+            elif mos.get("weight_file"):
+                wpattern = mos["weight_file"].format(**names)
+                hits = sorted(p for p in directory.glob(wpattern) if p.is_file())
+                if len(hits) == 1:
+                    weight = _Image(hits[0], mos.get("weight_ext", "0"))
+            error = _Image(path, mos["error"], optional=True) if mos.get("error") else None
+            return _BandFiles(_Image(path, mos["science"]), error, weight)
+        return _find_by_suffix(directory, mos, band, exclude)
+
+    def _error_image(self, files: _BandFiles, hdul, stack: ExitStack, shape):
+        """The 1-sigma error image in the science image's units (an ERR/RMS image, else
+        1/sqrt of a weight image, converted strip by strip as it is read), or None."""
+        for image, is_weight in ((files.error, False), (files.weight, True)):
+            if image is None:
+                continue
+            if image.path == files.science.path:
+                src = hdul
+            else:
+                src = stack.enter_context(_open(image.path))
+            names = [h.name for h in src]
+            if image.optional and not image.ext.isdigit() and image.ext.upper() not in names:
+                continue
+            data = _image_hdu(src, image.ext, image.path).data
+            if data.shape != shape:
+                raise HizkitError(
+                    f"{image.path}: {'weight' if is_weight else 'error'} image shape "
+                    f"{data.shape} differs from the science image's {shape}"
+                )
+            return _WeightAsError(data) if is_weight else data
         return None
 
     def load(self, location: str | None = None) -> Dataset:
@@ -449,8 +704,13 @@ class JadesSource(hizkit.DataSource):
         """The labelled catalog after the quality cuts, without cutouts."""
         directory = self._directory(location)
         cuts = QualityCuts.from_dict(self.quality_cuts)
-        name = detect_layout(directory) if self.layout == "auto" else self.layout
+        name = detect_layout(directory, self.bands) if self.layout == "auto" else self.layout
         lay = load_layout(name)
+        if cuts.drop_stars and not {"flag_star", "flag_bright_star"} <= set(lay["columns"]):
+            raise HizkitError(
+                f"quality cut drop_stars: layout {name} has no star flags "
+                f"({lay.get('flags_note', 'none in its catalog')}); leave drop_stars out"
+            )
         cat = self.read_catalog(directory, lay)
         meta: dict[str, Any] = {
             "source": "jades",
@@ -470,7 +730,7 @@ class JadesSource(hizkit.DataSource):
     def load_cutouts(self, location: str | None, part: Dataset) -> Dataset:
         """``part`` with its cutouts (and error cutouts when ``errors``) cut from the mosaics."""
         directory = self._directory(location)
-        lay = load_layout(part.meta.get("layout") or detect_layout(directory))
+        lay = load_layout(part.meta.get("layout") or detect_layout(directory, self.bands))
         cut, err, pixel_scale = self.cutouts(directory, lay, part.catalog)
         return part.replace(cutouts=cut, errors=err, pixel_scale=pixel_scale)
 
@@ -628,19 +888,201 @@ def _same_grid(a, b) -> bool:
     )
 
 
-def _to_njy_per_pixel(header, path: Path, unit: str) -> float:
-    """The factor from the image's pixel values to nJy per pixel."""
-    if unit == "10nJy":
-        return 10.0
-    if unit.lower() in FLUX_TO_NJY:
-        return FLUX_TO_NJY[unit.lower()]
-    bunit = str(header.get("BUNIT", "MJy/sr")).strip().lower()
-    if bunit not in ("mjy/sr", "mjy sr-1", "mjy / sr"):
-        raise HizkitError(f"{path}: BUNIT {header.get('BUNIT')!r}; expected MJy/sr")
-    pixar = header.get("PIXAR_SR")
-    if pixar is None:
-        raise HizkitError(f"{path}: no PIXAR_SR keyword to convert MJy/sr to nJy")
-    return float(pixar) * 1e15  # 1 MJy = 1e6 Jy = 1e15 nJy
+def pixel_area_sr(wcs) -> float:
+    """Steradians per pixel of a celestial WCS (at its reference point)."""
+    return (_scale(wcs) / 3600 * np.pi / 180) ** 2
+
+
+def _to_njy_per_pixel(header, path: Path, wcs, default_bunit: str | None = None) -> float:
+    """The factor from the image's pixel values to nJy per pixel, from its BUNIT (the
+    layout's ``default_bunit`` where the header has none). MJy/sr is multiplied by the
+    pixel area of the image's own WCS; PIXAR_SR is only compared with it (resampled
+    mosaics often keep the detector's native value) and a disagreement is reported."""
+    bunit = header.get("BUNIT")
+    if bunit is None or not str(bunit).strip():
+        bunit = default_bunit
+    if bunit is None:
+        raise HizkitError(f"{path}: no BUNIT keyword, and the layout gives no default_bunit")
+    if is_surface_brightness(bunit):
+        area = pixel_area_sr(wcs)
+        pixar = header.get("PIXAR_SR")
+        if pixar is not None:
+            try:
+                pixar = float(pixar)
+            except (TypeError, ValueError):
+                pixar = None
+        if pixar is not None and abs(pixar / area - 1) > PIXAR_TOLERANCE:
+            progress.warn(
+                f"{path.name}: PIXAR_SR {pixar:.4g} sr is {pixar / area:.2f}x the pixel area "
+                f'of its WCS ({area:.4g} sr, {_scale(wcs):.4f}" pixels); converting MJy/sr '
+                "with the WCS value"
+            )
+        return area * 1e15  # 1 MJy = 1e15 nJy
+    factor = flux_unit_to_njy(bunit)
+    if factor is None:
+        raise HizkitError(
+            f"{path}: BUNIT {bunit!r} is neither MJy/sr nor a flux per pixel "
+            "(nJy, uJy, Jy, or a scaled one such as 10.0*nanoJansky)"
+        )
+    return factor
+
+
+@dataclass
+class _Image:
+    """One image HDU: a file and an extension (name, number, or "" for the one 2-D image)."""
+
+    path: Path
+    ext: str
+    optional: bool = False  # absent from the file: no such image
+
+
+@dataclass
+class _BandFiles:
+    science: _Image
+    error: _Image | None
+    weight: _Image | None
+
+
+class _WeightAsError:
+    """A weight (inverse-variance) image read as 1-sigma errors, slice by slice, so a
+    memory-mapped mosaic is never converted whole; no weight (<= 0) reads as 0."""
+
+    def __init__(self, weight) -> None:
+        self.weight = weight
+        self.shape = weight.shape
+
+    def __getitem__(self, key) -> np.ndarray:
+        w = np.asarray(self.weight[key], dtype=np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(w > 0, 1 / np.sqrt(w), np.float32(0)).astype(np.float32)
+
+
+def _image_hdu(hdul, ext: str, path: Path):
+    """The image HDU ``ext`` (a name or number), or the one 2-D image when ext is ""."""
+    if ext:
+        return _hdu(hdul, ext, path)[0]
+    images = [h for h in hdul if getattr(h, "is_image", False) and h.header.get("NAXIS") == 2]
+    if not images:
+        raise HizkitError(f"{path}: no 2-D image in the file")
+    return images[0]
+
+
+def _bands_named(name: str) -> set[str]:
+    return set(_BAND_TOKEN.findall(name.lower()))
+
+
+def _find_by_suffix(
+    directory: Path, mos: dict[str, Any], band: str, exclude: tuple[Path, ...]
+) -> _BandFiles:
+    """galfind's way (Data._sort_paths): the FITS files naming this band and no other,
+    science / error / weight told apart by the suffixes in their names."""
+    suffixes = {
+        kind: [x.lower() for x in mos.get(f"{kind}_suffixes", [])]
+        for kind in ("science", "error", "weight", "ignore")
+    }
+    found: dict[str, list[Path]] = {"science": [], "error": [], "weight": []}
+    for path in sorted(directory.iterdir()):
+        name = path.name.lower()
+        if path in exclude or not path.is_file() or ".fits" not in name:
+            continue
+        if _bands_named(name) != {band.lower()}:
+            continue
+        if any(x in name for x in suffixes["ignore"]):
+            continue
+        # a weight or error suffix wins over a science one ("..._i2d_wht.fits" is a weight)
+        for kind in ("weight", "error", "science"):
+            if any(x in name for x in suffixes[kind]):
+                found[kind].append(path)
+                break
+    what = f"{band} mosaic"
+    tried = ", ".join(f"*{x}*" for x in suffixes["science"])
+    if not found["science"]:
+        raise HizkitError(
+            f"{directory}: no {what} (a .fits file naming {band} in any case with one of "
+            f"{tried} in its name)"
+        )
+    for kind, hits in found.items():
+        if len(hits) > 1:
+            names = ", ".join(p.name for p in hits[:4])
+            raise HizkitError(f"{directory}: several {band} {kind} images: {names}")
+    sci_path = found["science"][0]
+    ext = {k: mos.get(k, "") for k in ("science", "error", "weight")}
+    with _open(sci_path) as hdul:
+        names = [h.name for h in hdul]
+    science = _Image(sci_path, ext["science"] if ext["science"].upper() in names else "")
+    error = weight = None
+    if found["error"]:
+        with _open(found["error"][0]) as hdul:
+            has = ext["error"].upper() in [h.name for h in hdul]
+        error = _Image(found["error"][0], ext["error"] if has else "")
+    elif ext["error"]:
+        error = _Image(sci_path, ext["error"], optional=True)
+    if found["weight"]:
+        with _open(found["weight"][0]) as hdul:
+            has = ext["weight"].upper() in [h.name for h in hdul]
+        weight = _Image(found["weight"][0], ext["weight"] if has else "")
+    elif ext["weight"]:
+        weight = _Image(sci_path, ext["weight"], optional=True)
+    return _BandFiles(science, error, weight)
+
+
+def _catalog_root(path: Path, lay: dict[str, Any]) -> str:
+    """The catalog file name before the layout's ``root_suffix`` (DJA: the
+    ``<field>-grizli-v7.x`` part that names its photo-z files), else the whole stem."""
+    suffix = lay.get("root_suffix")
+    if suffix and suffix in path.name:
+        return path.name[: path.name.index(suffix)]
+    return path.name.split(".fits")[0]
+
+
+class _open_tar_member:
+    """The FITS member of a tarball (matching ``member``), read into memory."""
+
+    def __init__(self, path: Path, member: str) -> None:
+        self.path, self.member = path, member
+        self.hdul = None
+
+    def __enter__(self):
+        from astropy.io import fits
+
+        try:
+            with tarfile.open(self.path) as tar:
+                members = [
+                    m
+                    for m in tar.getmembers()
+                    if m.isfile() and fnmatch.fnmatch(Path(m.name).name, self.member)
+                ]
+                if len(members) != 1:
+                    listed = ", ".join(m.name for m in tar.getmembers()[:6])
+                    raise HizkitError(
+                        f"{self.path}: {'no' if not members else 'several'} member(s) matching "
+                        f"{self.member} (it holds {listed})"
+                    )
+                raw = tar.extractfile(members[0]).read()
+            self.hdul = fits.open(io.BytesIO(raw))
+            len(self.hdul)
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            raise HizkitError(
+                f"{self.path}: not a readable tarball of FITS tables ({exc})"
+            ) from None
+        return self.hdul
+
+    def __exit__(self, *exc) -> None:
+        if self.hdul is not None:
+            self.hdul.close()
+
+
+def _check_radius_scale(cat: pd.DataFrame, bands, path: Path, lay: dict[str, Any]) -> None:
+    """No radius column states its unit: warn when the layout's unit gives implausible
+    sizes (a median half-light radius over 1.5\" looks like pixels read as arcsec)."""
+    values = cat[[hizkit.radius_col(b) for b in bands]].to_numpy(float)
+    finite = values[np.isfinite(values) & (values > 0)]
+    if finite.size and np.median(finite) > 1.5:
+        progress.warn(
+            f"{path.name}: radius columns have no TUNIT and read as {lay.get('radius_unit')} "
+            f'(layout {lay["name"]}) give a median of {np.median(finite):.2f}"; '
+            "if they are pixels, set the layout's radius_unit"
+        )
 
 
 @hizkit.hookimpl

@@ -112,8 +112,11 @@ def test_catalog_without_band_column(sim, tmp_path):
         keep = [c for c in circ.columns if not c.name.startswith("F090W")]
         hdul["CIRC"] = fits.BinTableHDU.from_columns(keep, name="CIRC")
         hdul.writeto(cat, overwrite=True)
-    with pytest.raises(hizkit.HizkitError, match="band F090W missing"):
+    # detection names the layout tried and what the catalog lacks
+    with pytest.raises(hizkit.HizkitError, match="layout jades_v2 needs CIRC:F090W_CIRC2"):
         JadesSource(labels="truth", cutout_size=32).load(str(bad))
+    with pytest.raises(hizkit.HizkitError, match=r"band F090W missing.*layout jades_v2"):
+        JadesSource(labels="truth", cutout_size=32, layout="jades_v2").load(str(bad))
 
 
 def _copy(out, dest):
