@@ -35,6 +35,9 @@ from hizkit.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
+# after __version__: the model module records it
+from hizkit.model import TrainedModel, load_model, train
+
 __all__ = [
     "CLASSES",
     "NIRCAM_BANDS",
@@ -48,6 +51,7 @@ __all__ = [
     "Plugin",
     "Preprocessor",
     "Split",
+    "TrainedModel",
     "__version__",
     "ab_mag",
     "balanced_class_weights",
@@ -59,6 +63,8 @@ __all__ = [
     "hookimpl",
     "impute",
     "limit_magnitudes",
+    "load_model",
     "make_split",
     "radius_col",
+    "train",
 ]

@@ -21,6 +21,26 @@ def refuse_existing(path: Path) -> None:
         raise HizkitError(f"{path} already exists; hizkit never overwrites it")
 
 
+def check_writable(path: str | Path) -> None:
+    """Refuse, before any work, an output path whose directory cannot be written (the
+    nearest existing parent is tried with a temporary file) or whose name is too long."""
+    path = Path(path).absolute()
+    limit = os.pathconf(path.anchor, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    # the temporary names hizkit builds beside the target add a prefix and a suffix
+    long = [part for part in path.parts if len(part) + 12 > limit]
+    if long:
+        raise HizkitError(f"{path}: the name {long[0][:40]!r}... is too long for this disk")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".hizkit-write-test.")
+    except OSError as exc:
+        raise HizkitError(f"cannot write to {parent}: {exc.strerror}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def new_directory(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``path`` when the block succeeds."""

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hizkit import __version__, progress
-from hizkit.atomic import refuse_existing
+from hizkit.atomic import check_writable, refuse_existing
 from hizkit.errors import HizkitError
 
 console = Console()
@@ -62,6 +62,7 @@ def _setup(args: argparse.Namespace, evaluators: str | None, default_base: str):
         registry.info("evaluator", name)
     out = Path(args.out) if args.out else report.default_run_dir(default_base)
     report.check_new_dir(out)
+    check_writable(out)
     return data_spec, config, registry, out
 
 
@@ -74,10 +75,119 @@ def cmd_bench(args: argparse.Namespace) -> int:
         progress.log(f"loading data: {data_spec.source}")
         dataset = _load_data(data_spec)
     result = run_benchmark(dataset, config, registry)
-    path = report.write_run(result, out)
+    models = None
+    if args.save_models:
+        from hizkit.model import models_from_benchmark
+
+        models = models_from_benchmark(result, registry)
+    path = report.write_run(result, out, models=models)
     console.print(report.results_table(result))
     console.print(f"report: [bold]{path / 'report.html'}[/]  results: {path / 'results.json'}")
     return 0
+
+
+def _setting(args: argparse.Namespace, doc: dict, table: str, key: str, default, kind=int):
+    """A flag, else the config table's key, else the default; a bad value is one line."""
+    value = getattr(args, key)
+    if value is None:
+        value = doc.get(table, {}).get(key, default)
+    try:
+        if isinstance(value, bool) or kind(value) != value:
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise HizkitError(f"[{table}] {key} must be a {kind.__name__}, got {value!r}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from hizkit.model import save_models, train_models
+
+    data_spec, config, registry, out = _setup(args, "classification", "hizkit-models")
+    doc = _read_config(args)
+    valid = _setting(args, doc, "train", "valid_fraction", 0.2, float)
+    with progress.live():
+        progress.log(f"loading data: {data_spec.source}")
+        dataset = _load_data(data_spec)
+        models = train_models(dataset, config, registry, valid_fraction=valid)
+    path = save_models(models, out)
+    table = Table(title=f"trained models (metrics on the validation part, {valid:.0%})")
+    for col in ("model", "acc %", "TPR low-z %", "TPR high-z %", "TPR BD %", "directory"):
+        table.add_column(col, justify="left" if col in ("model", "directory") else "right")
+    for label, model in models.items():
+        m = model.manifest["metrics"]
+        pct = [
+            "-" if m.get(k) is None else f"{100 * m[k]:.1f}"
+            for k in ("accuracy", "tpr_lowz", "tpr_highz", "tpr_brown_dwarf")
+        ]
+        table.add_row(label, *pct, str(path / label))
+    console.print(table)
+    first = next(iter(models))
+    console.print(
+        f"apply one with: hizkit predict --model {path / first} --data jades:DIR --out candidates"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hizkit import config as cfg
+    from hizkit.model import load_model
+    from hizkit.predict import predict_field
+    from hizkit.registry import get_registry
+
+    doc = _read_config(args)
+    chunk_size = _setting(args, doc, "predict", "chunk_size", 1024)
+    top = _setting(args, doc, "predict", "top", 25)
+    data_spec, _ = cfg.build(doc, data=args.data, classifiers="prior")
+    if not args.data and "data" not in doc:
+        raise HizkitError("say which field to classify: --data NAME[:LOCATION], e.g. jades:DIR")
+    out = Path(args.out)
+    if not args.resume:
+        refuse_existing(out)
+        check_writable(out)
+    registry = get_registry()
+    model = load_model(args.model, registry)
+    source_cls = registry.get("data_source", data_spec.source)
+    params = {**source_cls.field_params, **data_spec.params}
+    known = source_cls.param_names()
+    size = model.manifest.get("cutout_size")
+    for key, value in (("bands", list(model.bands)), ("cutout_size", size and size[0])):
+        if key in known and key not in params and value:
+            params[key] = value
+    source = source_cls.create(**params)
+    with progress.live():
+        table = predict_field(
+            model,
+            source,
+            data_spec.location,
+            out,
+            chunk_size=chunk_size,
+            top=top,
+            resume=args.resume,
+            data_name=f"{data_spec.source}:{data_spec.location or ''}",
+        )
+    counts = table["predicted"].value_counts()
+    summary = Table(title=f"{len(table)} sources classified by {model.label}")
+    for col in ("low-z", "high-z", "brown dwarf", "edge", "missing band", "outside domain"):
+        summary.add_column(col, justify="right")
+    summary.add_row(
+        *(str(int(counts.get(c, 0))) for c in ("lowz", "highz", "brown_dwarf")),
+        *(
+            str(int(table[f].sum()))
+            for f in ("flag_edge", "flag_missing_band", "flag_outside_domain")
+        ),
+    )
+    console.print(summary)
+    console.print(
+        f"candidates: [bold]{out / 'candidates.html'}[/]  table: {out / 'candidates.fits'} "
+        f"(.csv)  regions: {out / 'candidates.reg'}"
+    )
+    return 0
+
+
+def _read_config(args: argparse.Namespace) -> dict:
+    from hizkit import config as cfg
+
+    return cfg.read_toml(args.config) if args.config else {}
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -201,7 +311,74 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, help="first seed (default 0)")
     b.add_argument("--out", metavar="DIR", help="new run directory (default hizkit-runs/<time>)")
     b.add_argument("--config", metavar="FILE.toml", help="settings; flags override it")
+    b.add_argument(
+        "--save-models",
+        action="store_true",
+        help="also keep each classifier's first-run model (preprocessors + classifier) in "
+        "OUT/models/<label>, ready for hizkit predict",
+    )
     b.set_defaults(func=cmd_bench)
+
+    t = sub.add_parser(
+        "train",
+        help="train classifiers once and keep them for hizkit predict",
+        description="Train each classifier once on the labelled sources (a stratified "
+        "train/validation split; the validation part steers training and gives the recorded "
+        "metrics) and write one model directory per classifier label: the fitted "
+        "preprocessors, the classifier (safe formats only) and a manifest.json (bands, pixel "
+        "scale, cutout size, training-data hash, validation metrics, training domain, "
+        "versions).",
+        epilog="examples:\n"
+        "  hizkit train --classifiers cnn,xgb --out models/       # on the simulated survey\n"
+        "  hizkit train --classifiers xgb --data jades:gs/ --config gs.toml --out models/\n"
+        "  hizkit predict --model models/xgb --data jades:field/ --out candidates/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    t.add_argument("--classifiers", metavar="A,B", help="comma-separated labels (default cnn,rf)")
+    t.add_argument("--data", metavar="SPEC", help="NAME[:LOCATION]; default: mock (simulated)")
+    t.add_argument("--seed", type=int, help="seed of the split and the classifiers (default 0)")
+    t.add_argument(
+        "--valid-fraction",
+        type=float,
+        dest="valid_fraction",
+        metavar="F",
+        help="fraction held out for validation (default 0.2; [train] valid_fraction)",
+    )
+    t.add_argument("--out", metavar="DIR", help="new directory (default hizkit-models/<time>)")
+    t.add_argument("--config", metavar="FILE.toml", help="settings; flags override it")
+    t.set_defaults(func=cmd_train, runs=None)
+
+    pr = sub.add_parser(
+        "predict",
+        help="classify a new field with a trained model: candidate table, regions, HTML",
+        description="Apply a model written by `hizkit train` to every source of a field. "
+        "Sources flow in chunks (cutouts -> preprocessors -> classifier -> rows), so memory "
+        "does not grow with the catalog; each finished chunk is saved and an interrupted run "
+        "continues with --resume. Writes candidates.fits/.csv (id, ra, dec, p_lowz, p_highz, "
+        "p_brown_dwarf, predicted, z_phot when the catalog has one, flags), candidates.reg "
+        "(DS9) and candidates.html (the most probable high-z galaxies and brown dwarfs with "
+        "their cutouts). No labels, photo-z or quality cuts are needed.",
+        epilog="examples:\n"
+        "  hizkit predict --model models/cnn --data jades:field/ --out candidates/\n"
+        "  hizkit predict --model models/cnn --data jades:field/ --out candidates/ --resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pr.add_argument("--model", required=True, metavar="DIR", help="a model directory")
+    pr.add_argument("--data", metavar="SPEC", help="the field: NAME[:LOCATION], e.g. jades:DIR")
+    pr.add_argument("--out", required=True, metavar="DIR", help="new output directory")
+    pr.add_argument("--top", type=int, metavar="N", help="candidates per class in the HTML (25)")
+    pr.add_argument(
+        "--chunk-size",
+        type=int,
+        dest="chunk_size",
+        metavar="N",
+        help="sources per chunk (default 1024; memory grows with it)",
+    )
+    pr.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run into the same --out"
+    )
+    pr.add_argument("--config", metavar="FILE.toml", help="[data] and [predict] settings")
+    pr.set_defaults(func=cmd_predict)
 
     s = sub.add_parser(
         "simulate",
@@ -269,7 +446,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hizkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("hizkit: interrupted; nothing was written", file=sys.stderr)
+        if args.command == "predict":
+            print(
+                "hizkit: interrupted; finished chunks are kept: rerun with --resume",
+                file=sys.stderr,
+            )
+        else:
+            print("hizkit: interrupted; nothing was written", file=sys.stderr)
         return 130
 
 

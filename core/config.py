@@ -20,6 +20,13 @@ A configuration file looks like::
     [preprocessors.segment]
     fill = "zero"
 
+    [train]                    # hizkit train (classifiers and seed come from [bench])
+    valid_fraction = 0.2
+
+    [predict]                  # hizkit predict
+    chunk_size = 1024
+    top = 25
+
 Command-line flags override the file.
 """
 
@@ -34,8 +41,13 @@ import tomllib
 from hizkit.bench import BenchConfig, ClassifierSpec
 from hizkit.errors import HizkitError
 
-SECTIONS = {"data", "bench", "classifiers", "preprocessors", "evaluators"}
+SECTIONS = {"data", "bench", "classifiers", "preprocessors", "evaluators", "train", "predict"}
 BENCH_KEYS = {"classifiers", "evaluators", "runs", "seed", "fractions", "out"}
+TABLE_KEYS = {
+    "bench": BENCH_KEYS,
+    "train": {"valid_fraction"},
+    "predict": {"chunk_size", "top"},
+}
 
 
 @dataclass
@@ -67,9 +79,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(SECTIONS))}"
         )
-    bad = set(doc.get("bench", {})) - BENCH_KEYS
-    if bad:
-        raise HizkitError(f"config file {path}: unknown [bench] key(s) {', '.join(sorted(bad))}")
+    for table, keys in TABLE_KEYS.items():
+        bad = set(doc.get(table, {})) - keys
+        if bad:
+            raise HizkitError(
+                f"config file {path}: unknown [{table}] key(s) {', '.join(sorted(bad))}; "
+                f"known: {', '.join(sorted(keys))}"
+            )
     return doc
 
 

@@ -119,6 +119,9 @@ class DataSource(Plugin, ABC):
     #: True when :meth:`load` reads files: the conformance test then passes a directory
     #: of simulated files in the JADES v2.0 layout as the location
     needs_location: ClassVar[bool] = False
+    #: parameters that make :meth:`load_catalog` read a field to classify, with no labels
+    #: or photo-z required (``hizkit predict`` applies them unless the user set them)
+    field_params: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
     def load(self, location: str | None = None) -> Dataset:

@@ -148,15 +148,7 @@ class TrainedModel:
 
     def check(self, data: Dataset) -> Dataset:
         """``data`` in the model's bands and order; a one-line error when it cannot serve."""
-        missing = [b for b in self.bands if b not in data.bands]
-        if missing:
-            raise HizkitError(
-                f"model '{self.label}' needs band(s) {', '.join(missing)}, which the data "
-                f"lacks (it has {', '.join(data.bands)})"
-            )
-        data = data.select_bands(self.bands)
-        if "photometry" in self.classifier.requires and not data.has_photometry:
-            raise HizkitError(f"model '{self.label}' needs catalog photometry in every band")
+        data = self.check_catalog(data)
         if self.needs_cutouts:
             if data.cutouts is None:
                 raise HizkitError(f"model '{self.label}' needs cutouts; the data has none")
@@ -172,6 +164,19 @@ class TrainedModel:
                     f"data's are {data.cutouts.shape[2]}x{data.cutouts.shape[3]} "
                     "(set the data source's cutout_size)"
                 )
+        return data
+
+    def check_catalog(self, data: Dataset) -> Dataset:
+        """A field's catalog (cutouts may come later) in the model's bands and order."""
+        missing = [b for b in self.bands if b not in data.bands]
+        if missing:
+            raise HizkitError(
+                f"model '{self.label}' needs band(s) {', '.join(missing)}, which the data "
+                f"lacks (it has {', '.join(data.bands)})"
+            )
+        data = data.select_bands(self.bands)
+        if "photometry" in self.classifier.requires and not data.has_photometry:
+            raise HizkitError(f"model '{self.label}' needs catalog photometry in every band")
         return data
 
     def prepare(self, data: Dataset) -> Dataset:
@@ -337,6 +342,7 @@ def candidate_table(model: TrainedModel, data: Dataset, proba: np.ndarray) -> pd
 def build_manifest(
     label: str,
     spec: ClassifierSpec,
+    classifier: Classifier,
     steps: list[Preprocessor],
     chain: tuple[str, ...],
     dataset: Dataset,
@@ -357,7 +363,7 @@ def build_manifest(
         "description": f"{spec.plugin} trained on {meta.get('source', '?')} "
         f"({len(train_part)} training sources)",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "classifier": {"plugin": spec.plugin, "params": spec.params},
+        "classifier": {"plugin": spec.plugin, "params": classifier.get_params()},
         "preprocessors": [{"name": s.name, "params": s.get_params()} for s in steps],
         "training_chain": list(chain),
         "bands": list(dataset.bands),
@@ -410,6 +416,7 @@ def train_models(
         manifest = build_manifest(
             spec.label,
             spec,
+            fitted.classifier,
             fitted.steps,
             chain,
             dataset,
@@ -419,6 +426,32 @@ def train_models(
             registry,
         )
         models[spec.label] = TrainedModel(spec.label, fitted.steps, fitted.classifier, manifest)
+    return models
+
+
+def models_from_benchmark(result: Any, registry: Registry | None = None) -> dict[str, TrainedModel]:
+    """Each label's first-run model of a :class:`hizkit.bench.BenchResult`, its manifest
+    holding the metrics on that run's test part."""
+    registry = registry or get_registry()
+    split = result.splits[0]
+    train_part = result.dataset.subset(split.train)
+    models = {}
+    for spec in result.config.classifiers:
+        run = next(r for r in result.runs if r.label == spec.label and r.run == 0)
+        metrics = scores(result.dataset.y[split.test], run.proba)
+        manifest = build_manifest(
+            spec.label,
+            spec,
+            run.classifier,
+            run.steps,
+            result.preprocessors[spec.label],
+            result.dataset,
+            train_part,
+            metrics,
+            "test (run 0)",
+            registry,
+        )
+        models[spec.label] = TrainedModel(spec.label, run.steps, run.classifier, manifest)
     return models
 
 
@@ -439,7 +472,45 @@ def load_model(path: str | Path, registry: Registry | None = None) -> TrainedMod
         inside = sorted(p.parent.name for p in path.glob(f"*/{MANIFEST}"))
         if inside:
             raise HizkitError(
-                f"{path} holds several models ({', '.join(inside)}); name one, e.g. "
-                f"{path / inside[0]}"
+                f"{path} holds the models {', '.join(inside)}; name one, e.g. {path / inside[0]}"
             )
     return TrainedModel.load(path, registry)
+
+
+def train(
+    data: Dataset | str = "mock",
+    classifiers: str | Sequence[str] | None = None,
+    config: str | Path | dict[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    valid_fraction: float | None = None,
+    out: str | Path | None = None,
+    registry: Registry | None = None,
+) -> dict[str, TrainedModel]:
+    """Train classifiers once and return ``{label: TrainedModel}`` (the Python side of
+    ``hizkit train``). ``data`` is a :class:`Dataset` or a data spec (``"mock"``,
+    ``"jades:DIR"``); ``config`` a TOML path or its parsed dict; ``out``, when given, a new
+    directory that receives one model directory per label."""
+    from hizkit import config as cfg
+
+    registry = registry or get_registry()
+    doc = cfg.read_toml(config) if isinstance(config, (str, Path)) else dict(config or {})
+    names = (
+        classifiers
+        if classifiers is None or isinstance(classifiers, str)
+        else ",".join(classifiers)
+    )
+    data_spec, bench_config = cfg.build(
+        doc, data=data if isinstance(data, str) else None, classifiers=names, seed=seed
+    )
+    if valid_fraction is None:
+        valid_fraction = float(doc.get("train", {}).get("valid_fraction", 0.2))
+    if isinstance(data, Dataset):
+        dataset = data
+    else:
+        source = registry.create("data_source", data_spec.source, **data_spec.params)
+        dataset = source.load(data_spec.location)
+    models = train_models(dataset, bench_config, registry, valid_fraction)
+    if out is not None:
+        save_models(models, out)
+    return models

@@ -5,7 +5,9 @@ A run directory holds:
 - ``results.json``: see :func:`results_document` for the schema;
 - ``predictions.csv``: one row per test source per run per classifier;
 - ``split.csv``: the shared split of every run (``run, seed, id, part``);
-- ``summary.md`` and ``report.html`` (figures embedded), and ``figures/*.png``.
+- ``summary.md`` and ``report.html`` (figures embedded), and ``figures/*.png``;
+- ``models/<label>/`` with ``hizkit bench --save-models``: each classifier's first-run
+  model, as ``hizkit train`` writes it.
 
 The directory is built under a temporary name and renamed into place at the end, so a
 reader never sees half a run, and an existing directory is never overwritten.
@@ -231,9 +233,13 @@ def report_html(markdown_table: str, figures: list[Path]) -> str:
     return "\n".join(parts)
 
 
-def write_run(result: BenchResult, out: Path) -> Path:
-    """Write the run directory atomically; returns its path."""
+def write_run(result: BenchResult, out: Path, models: dict[str, Any] | None = None) -> Path:
+    """Write the run directory atomically; returns its path. ``models`` (label ->
+    :class:`hizkit.model.TrainedModel`) are kept in ``models/<label>/``."""
     with new_directory(out) as tmp:
+        for label, model in (models or {}).items():
+            (tmp / "models" / label).mkdir(parents=True)
+            model.write_into(tmp / "models" / label)
         (tmp / "results.json").write_text(json.dumps(results_document(result), indent=2))
         predictions_frame(result).to_csv(tmp / "predictions.csv", index=False)
         split_frame(result).to_csv(tmp / "split.csv", index=False)

@@ -86,9 +86,32 @@ def test_classifier(name, data, tmp_path):
     assert np.all(proba >= 0)
     assert set(clf.predict(test)) <= set(hizkit.CLASSES)
     assert set(clf.get_params()) == set(cls.param_names())
+    # a source's probabilities do not depend on the rest of its batch
+    some = np.arange(len(test))[::-3]
+    np.testing.assert_allclose(clf.predict_proba(test.subset(some)), proba[some], atol=1e-5)
     clf.save(tmp_path / "model")
     again = cls.load(tmp_path / "model")
     np.testing.assert_allclose(again.predict_proba(test), proba, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", names("preprocessor"))
+def test_preprocessor_is_batch_independent_and_saves(name, data, tmp_path):
+    cls = REGISTRY.get("preprocessor", name)
+    if cls.training_only:
+        pytest.skip("training-only steps never see new data")
+    train, new = data.subset(np.arange(30)), data.subset(np.arange(30, 50))
+    step = cls.create(**cls.test_params).fit(train)
+    whole = step.transform(new)
+    some = np.array([7, 2, 11])
+    part = step.transform(new.subset(some))
+    np.testing.assert_allclose(part.cutouts, whole.cutouts[some], equal_nan=True, atol=1e-6)
+    if whole.features is not None:
+        np.testing.assert_allclose(part.features, whole.features[some], atol=1e-9)
+    step.save(tmp_path / "step")
+    again = cls.load(tmp_path / "step")
+    np.testing.assert_allclose(
+        again.transform(new).cutouts, whole.cutouts, equal_nan=True, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", names("evaluator"))

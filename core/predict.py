@@ -1,0 +1,312 @@
+"""Classifying a new field with a trained model, in chunks of bounded memory.
+
+``hizkit predict --model models/cnn --data jades:DIR --out candidates/`` reads the field's
+catalog once, orders the sources by declination (so each chunk cuts a strip of the
+memory-mapped mosaics), and streams chunks through cutouts -> fitted preprocessors ->
+classifier -> rows. Each finished chunk is written atomically to ``OUT/chunks/``; an
+interrupted run continues with ``--resume`` and skips the finished chunks. At the end it
+writes, each atomically:
+
+- ``candidates.csv`` and ``candidates.fits``: one row per source, in catalog order
+  (:func:`hizkit.model.candidate_table`);
+- ``candidates.reg``: a DS9 region file of the sources predicted high-z or brown dwarf;
+- ``candidates.html``: the ``top`` most probable high-z galaxies and brown dwarfs with
+  their cutouts in every band.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hizkit import progress
+from hizkit.atomic import refuse_existing, replace_file
+from hizkit.contracts import DataSource
+from hizkit.dataset import CLASSES, Dataset
+from hizkit.errors import HizkitError
+from hizkit.model import TrainedModel, candidate_table
+
+SPEC = "predict.json"
+FILES = ("candidates.csv", "candidates.fits", "candidates.reg", "candidates.html")
+
+
+@dataclass
+class PredictSpec:
+    """What a prediction run is: ``--resume`` continues only the same run."""
+
+    model: str
+    model_sha256: str
+    data: str
+    data_params: dict[str, Any]
+    chunk_size: int
+    n_sources: int
+
+    def differences(self, other: dict[str, Any]) -> list[str]:
+        mine = json.loads(json.dumps(asdict(self)))
+        return [k for k in mine if mine[k] != other.get(k)]
+
+
+def model_digest(model: TrainedModel) -> str:
+    files = model.manifest.get("files", {})
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def chunk_plan(catalog: pd.DataFrame, chunk_size: int) -> list[np.ndarray]:
+    """Row positions of each chunk: sources ordered by declination, then RA, so a chunk
+    covers one strip of the mosaic (memory-mapped reads stay local)."""
+    order = np.lexsort((catalog["ra"].to_numpy(float), catalog["dec"].to_numpy(float)))
+    return [order[i : i + chunk_size] for i in range(0, len(order), chunk_size)]
+
+
+def predict_chunk(
+    model: TrainedModel, source: DataSource, location: str | None, part: Dataset
+) -> pd.DataFrame:
+    """The candidate rows of one chunk of the field's catalog."""
+    if model.needs_cutouts:
+        part = source.load_cutouts(location, part)
+    return candidate_table(model, part, model.predict_proba(part))
+
+
+def predict_field(
+    model: TrainedModel,
+    source: DataSource,
+    location: str | None,
+    out: str | Path,
+    *,
+    chunk_size: int = 1024,
+    top: int = 25,
+    resume: bool = False,
+    data_name: str = "",
+) -> pd.DataFrame:
+    """Classify every source of the field; write the candidate files into ``out``."""
+    if chunk_size < 1:
+        raise HizkitError(f"the chunk size must be at least 1, got {chunk_size}")
+    if top < 0:
+        raise HizkitError(f"--top must be 0 or more, got {top}")
+    out = Path(out)
+    if not resume:
+        refuse_existing(out)
+    elif not (out / SPEC).is_file():
+        raise HizkitError(f"{out} holds no interrupted prediction to resume ({SPEC} missing)")
+    progress.log("reading the catalog")
+    catalog = model.check_catalog(source.load_catalog(location))
+    spec = PredictSpec(
+        model=str(model.manifest.get("path", model.label)),
+        model_sha256=model_digest(model),
+        data=data_name,
+        data_params=source.get_params(),
+        chunk_size=chunk_size,
+        n_sources=len(catalog),
+    )
+    chunk_dir = out / "chunks"
+    if resume:
+        saved = json.loads((out / SPEC).read_text())
+        diff = spec.differences(saved)
+        if diff:
+            raise HizkitError(
+                f"{out} was started with a different {', '.join(diff)}; it cannot be resumed "
+                "with these settings"
+            )
+        if all((out / f).is_file() for f in FILES):
+            progress.warn(f"{out} is already complete")
+            return read_table(out / "candidates.csv")
+    else:
+        chunk_dir.mkdir(parents=True)
+        with replace_file(out / SPEC) as tmp:
+            tmp.write_text(json.dumps(asdict(spec), indent=2, default=str))
+    plan = chunk_plan(catalog.catalog, chunk_size)
+    done = 0
+    for k in progress.track(range(len(plan)), f"classifying {len(catalog)} sources"):
+        path = chunk_dir / f"chunk-{k:06d}.csv"
+        if path.is_file():
+            done += 1
+            continue
+        rows = predict_chunk(model, source, location, catalog.subset(plan[k]))
+        rows.insert(0, "row", plan[k])
+        with replace_file(path) as tmp:
+            rows.to_csv(tmp, index=False)
+    if done:
+        progress.log(f"resumed: {done} of {len(plan)} chunks were already done")
+    table = gather_chunks(chunk_dir, len(plan), len(catalog))
+    write_outputs(table, model, source, location, catalog, out, top)
+    shutil.rmtree(chunk_dir, ignore_errors=True)
+    return table
+
+
+def gather_chunks(chunk_dir: Path, n_chunks: int, n_sources: int) -> pd.DataFrame:
+    """The finished chunks as one table in catalog order (each source exactly once)."""
+    parts = [read_table(chunk_dir / f"chunk-{k:06d}.csv") for k in range(n_chunks)]
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"row": []})
+    rows = table["row"].to_numpy()
+    if len(rows) != n_sources or len(np.unique(rows)) != n_sources:
+        raise HizkitError(f"{chunk_dir}: the chunks do not hold every source exactly once")
+    return table.sort_values("row").drop(columns="row").reset_index(drop=True)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A candidate table written as CSV (``missing_bands`` stays text, "" when none)."""
+    return pd.read_csv(path, converters={"missing_bands": str})
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+def write_outputs(
+    table: pd.DataFrame,
+    model: TrainedModel,
+    source: DataSource,
+    location: str | None,
+    catalog: Dataset,
+    out: Path,
+    top: int,
+) -> None:
+    with replace_file(out / "candidates.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with replace_file(out / "candidates.fits") as tmp:
+        fits_table(table, model).write(tmp, format="fits", overwrite=True)
+    with replace_file(out / "candidates.reg") as tmp:
+        tmp.write_text(ds9_regions(table))
+    picks = top_candidates(table, top)
+    cutouts = None
+    if picks:
+        index = np.unique(np.concatenate([idx for _, idx in picks]))
+        try:
+            part = source.load_cutouts(location, catalog.subset(index)).select_bands(model.bands)
+            cutouts = dict(zip(index.tolist(), part.cutouts, strict=True))
+        except HizkitError as exc:
+            progress.warn(f"no cutouts for the HTML page: {exc}")
+    with replace_file(out / "candidates.html") as tmp:
+        tmp.write_text(candidates_html(table, model, picks, cutouts))
+
+
+def fits_table(table: pd.DataFrame, model: TrainedModel):
+    """The candidate table as an astropy Table with units and provenance keywords."""
+    from astropy import units as u
+    from astropy.table import Table
+
+    t = Table.from_pandas(table)
+    t["ra"].unit = u.deg
+    t["dec"].unit = u.deg
+    t.meta["MODEL"] = model.label
+    t.meta["CLASSIF"] = model.manifest.get("classifier", {}).get("plugin", "")
+    t.meta["HIZKIT"] = model.manifest.get("versions", {}).get("hizkit", "")
+    t.meta["BANDS"] = ",".join(model.bands)
+    return t
+
+
+def ds9_regions(table: pd.DataFrame, radius_arcsec: float = 0.5) -> str:
+    """DS9 regions (fk5) for the sources predicted high-z (cyan) or brown dwarf (red)."""
+    lines = [
+        "# Region file format: DS9 version 4.1",
+        "# hizkit predict: high-z candidates (cyan) and brown dwarfs (red)",
+        'global font="helvetica 10 normal" width=2',
+        "fk5",
+    ]
+    colours = {"highz": ("cyan", "p_highz"), "brown_dwarf": ("red", "p_brown_dwarf")}
+    for row in table.itertuples(index=False):
+        if row.predicted not in colours:
+            continue
+        colour, col = colours[row.predicted]
+        p = getattr(row, col)
+        lines.append(
+            f'circle({row.ra:.7f},{row.dec:.7f},{radius_arcsec}") '
+            f"# color={colour} text={{{row.id} {p:.2f}}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def top_candidates(table: pd.DataFrame, top: int) -> list[tuple[str, np.ndarray]]:
+    """The ``top`` rows with the highest P(high-z) and P(brown dwarf), among the
+    sources predicted in that class."""
+    picks = []
+    for name in ("highz", "brown_dwarf"):
+        col = f"p_{name}"
+        members = table.index[table["predicted"] == name].to_numpy()
+        order = members[np.argsort(-table.loc[members, col].to_numpy(), kind="stable")]
+        picks.append((name, order[:top]))
+    return [(n, idx) for n, idx in picks if len(idx)] if top else []
+
+
+def cutout_strip(cutout: np.ndarray, pixels: int = 48) -> str:
+    """The cutout's bands side by side as one PNG (data URI), every band on one asinh
+    scale so that a dropout looks dark: the colours stay comparable by eye."""
+    import matplotlib.image
+
+    finite = cutout[np.isfinite(cutout)]
+    scale = np.percentile(np.abs(finite), 99.5) if finite.size else 1.0
+    scale = scale if scale > 0 else 1.0
+    img = np.arcsinh(np.nan_to_num(cutout, nan=0.0) / (0.05 * scale)) / np.arcsinh(20.0)
+    step = max(1, img.shape[1] // pixels)
+    img = img[:, ::step, ::step]
+    gap = np.full((img.shape[1], 2), np.nan)
+    strip = np.concatenate([np.concatenate([b, gap], axis=1) for b in img], axis=1)[:, :-2]
+    buf = io.BytesIO()
+    matplotlib.image.imsave(buf, np.clip(strip, -0.2, 1.0), cmap="gray", vmin=-0.2, vmax=1.0)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def candidates_html(
+    table: pd.DataFrame,
+    model: TrainedModel,
+    picks: list[tuple[str, np.ndarray]],
+    cutouts: dict[int, np.ndarray] | None,
+) -> str:
+    title = {"highz": "High-z candidates (z ≥ 4)", "brown_dwarf": "Brown-dwarf candidates"}
+    counts = table["predicted"].value_counts()
+    flags = [c for c in table.columns if c.startswith("flag_")]
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>hizkit candidates: {esc(model.label)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:80em}"
+        "table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
+        "text-align:right}th{background:#f4f4f4}img{image-rendering:pixelated;height:56px}"
+        ".flag{color:#b00}</style></head><body>",
+        f"<h1>hizkit predict: {esc(model.label)}</h1>",
+        f"<p>{len(table)} sources classified by <code>{esc(model.label)}</code> "
+        f"({esc(model.manifest.get('description', ''))}). Bands in the cutouts, left to "
+        f"right: {esc(', '.join(model.bands))}, all on one asinh scale.</p>",
+        "<table><tr>"
+        + "".join(f"<th>{esc(c)}</th>" for c in (*CLASSES, *flags))
+        + "</tr><tr>"
+        + "".join(f"<td>{int(counts.get(c, 0))}</td>" for c in CLASSES)
+        + "".join(f"<td>{int(table[f].sum())}</td>" for f in flags)
+        + "</tr></table>",
+    ]
+    zcol = "z_phot" in table.columns
+    for name, index in picks:
+        parts.append(f"<h2>{esc(title[name])}: the {len(index)} most probable</h2>")
+        head = ["#", "id", "RA", "Dec", f"P({name})", *(["z_phot"] if zcol else []), "flags"]
+        parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "<th></th></tr>")
+        for rank, i in enumerate(index, 1):
+            row = table.loc[i]
+            raised = [f.removeprefix("flag_") for f in flags if bool(row[f])]
+            image = ""
+            if cutouts is not None and int(i) in cutouts:
+                uri = cutout_strip(cutouts[int(i)])
+                image = f"<img alt='cutouts of {esc(str(row['id']))}' src='{uri}'>"
+            cells = [
+                str(rank),
+                esc(str(row["id"])),
+                f"{row['ra']:.6f}",
+                f"{row['dec']:.6f}",
+                f"{row[f'p_{name}']:.3f}",
+                *([f"{row['z_phot']:.2f}"] if zcol else []),
+                f"<span class='flag'>{esc(', '.join(raised))}</span>",
+            ]
+            parts.append(
+                "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{image}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
