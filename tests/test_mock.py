@@ -6,48 +6,64 @@ import numpy as np
 import pytest
 
 import hizkit
-from hizkit.plugins.mock import MockSurvey, images, photoz, seds
+from hizkit.plugins.mock import MockSurvey, images, photoz, seds, sps
 from hizkit.plugins.mock.population import draw_brown_dwarfs
 
 
 def _mags(flux):
-    return -2.5 * np.log10(flux)
+    return -2.5 * np.log10(np.maximum(flux, 1e-30))
 
 
-def _galaxy(z, beta=-2.2, d4000=1.05, opt=0.2, av=0.1, ew=600.0):
+def _galaxy(z, family="delayed", age=0.05, tau=10.0, met=0.2, av=0.1, curve=1, **kw):
+    """One SPS galaxy at redshift z (nearest library template)."""
+    lib = sps.library()
+    zz = np.array([float(z)])
     one = np.ones(1)
-    return seds.GalaxyParams(
-        np.array([z]), beta * one, d4000 * one, opt * one, av * one, ew * one, 0 * one
-    )
+    if family == "quenched":
+        t = sps.choose(lib, family, zz, age * one, tau=tau * one, metallicity=met * one, **kw)
+    else:
+        t = sps.choose(
+            lib, family, zz, age * one, tau=tau * one, metallicity=met * one, logu=-2.0 * one
+        )
+    return seds.SEDParams(zz, t, av * one, np.array([curve]), one / 0.44)
+
+
+def _phot(p):
+    return _mags(seds.sed_photometry(p))[0]
 
 
 def test_lyman_break_drops_out_of_f090w_at_z7_not_at_z2():
-    m7 = _mags(seds.galaxy_photometry(_galaxy(7.0)))[0]
-    m2 = _mags(seds.galaxy_photometry(_galaxy(2.0, beta=-1.7, d4000=1.2, opt=0.3, ew=150)))[0]
+    m7 = _phot(_galaxy(7.0))
+    m2 = _phot(_galaxy(2.0, age=1.0, tau=1.0, met=1.0, av=0.3, curve=0))
     assert m7[0] - m7[3] > 2.0  # F090W vs F200W
     assert m2[0] - m2[3] < 1.0
 
 
 def test_break_moves_redward_with_redshift():
-    m = np.array([_mags(seds.galaxy_photometry(_galaxy(z)))[0] for z in (7.5, 10.0, 13.0)])
+    m = np.array([_phot(_galaxy(z, age=0.02)) for z in (7.5, 10.0, 13.0)])
     assert m[0, 0] - m[0, 1] > 2  # z=7.5: gone from F090W
     assert m[1, 1] - m[1, 2] > 2  # z=10: gone from F115W
     assert m[2, 2] - m[2, 3] > 2  # z=13: gone from F150W
 
 
-def test_brown_dwarfs_meet_the_jades_colour_criteria():
+def test_t_and_y_dwarfs_meet_the_jades_colour_criteria_and_l_dwarfs_do_not():
     rng = np.random.default_rng(0)
-    bd = draw_brown_dwarfs(rng, 500)
+    bd = draw_brown_dwarfs(rng, 2000)
     m = _mags(bd.flux)
-    assert np.all(m[:, 4] - m[:, 6] > 1.0)  # F277W - F444W
+    cold = bd.teff < 1000
+    assert np.all(m[cold, 4] - m[cold, 6] > 1.0)  # F277W - F444W
     blue = (m[:, 1] - m[:, 4] < 0) | (m[:, 1] - m[:, 2] < 0)
-    assert blue.mean() > 0.95
+    assert blue[cold].mean() > 0.95
+    ell = bd.teff > 1500
+    assert np.all(m[ell, 4] - m[ell, 6] < 1.0)
+    assert set(bd.kind) == {"L_dwarf", "T_dwarf", "Y_dwarf"}
+    assert bd.teff.min() < 400 and bd.teff.max() > 2200
     assert np.all(bd.re == 0)  # point sources
 
 
 def test_dusty_interloper_mimics_a_break():
     """A dusty z~3 galaxy is red between F150W and F277W, like a z~13 dropout."""
-    m = _mags(seds.galaxy_photometry(_galaxy(3.0, beta=-0.5, d4000=1.3, opt=0.4, av=3.5, ew=30)))[0]
+    m = _phot(_galaxy(3.0, age=0.8, tau=1.0, met=1.0, av=3.0, curve=0))
     assert m[2] - m[4] > 1.0
 
 

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from hizkit.plugins.mock.population import highz_params, lowz_params
-from hizkit.plugins.mock.seds import GalaxyParams, galaxy_photometry
+from hizkit.plugins.mock.population import draw_highz_kinds, highz_seds, lowz_seds
+from hizkit.plugins.mock.seds import GalaxySED, galaxy_photometry
 
 N_SHAPES = 48  # SED shapes per branch, drawn from the simulator's own priors
 
@@ -26,27 +26,21 @@ N_SHAPES = 48  # SED shapes per branch, drawn from the simulator's own priors
 def template_grid() -> tuple[np.ndarray, np.ndarray]:
     """Model fluxes (M, 7), normalised to peak 1, and their redshifts (M,).
 
-    Each branch holds N_SHAPES parameter sets drawn (fixed seed) from the population's
-    priors at a reference redshift, each evaluated over that branch's redshift grid.
+    Each branch holds N_SHAPES SPS SEDs drawn (fixed seed) from the population's priors
+    at a reference redshift (z = 2.5 and 6, every kind of its class), each evaluated
+    over that branch's redshift grid, as a template set of fixed shapes is.
     """
     rng = np.random.default_rng(12345)
     zs_low = np.arange(0.2, 4.0, 0.025)
     zs_high = np.arange(4.0, 15.0, 0.05)
-    low, _ = lowz_params(rng, np.full(N_SHAPES, 2.5))
-    high = highz_params(rng, np.full(N_SHAPES, 6.0))
-    high.ew_lya[:] = 0.0
+    low, _ = lowz_seds(rng, np.full(N_SHAPES, 2.5))
+    high = highz_seds(rng, np.full(N_SHAPES, 6.0), draw_highz_kinds(rng, N_SHAPES))
     models, zs = [], []
     for shapes, grid in ((low, zs_low), (high, zs_high)):
-        for i in range(N_SHAPES):
-            p = GalaxyParams(
-                grid,
-                *(
-                    np.full(grid.size, getattr(shapes, f)[i])
-                    for f in ("beta", "d4000", "opt_slope", "av", "ew_o3hb", "ew_lya")
-                ),
-            )
-            models.append(galaxy_photometry(p))
-            zs.append(grid)
+        idx = np.repeat(np.arange(N_SHAPES), grid.size)
+        seds = shapes.take(idx).at(np.tile(grid, N_SHAPES))
+        models.append(galaxy_photometry(GalaxySED(seds.main, seds.second, seds.mix)))
+        zs.append(np.tile(grid, N_SHAPES))
     m = np.concatenate(models)
     return m / m.max(axis=1, keepdims=True), np.concatenate(zs)
 

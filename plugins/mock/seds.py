@@ -177,120 +177,188 @@ def damping_wing(wave_obs: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.exp(-tau)
 
 
+def smc_k(wave_um: np.ndarray) -> np.ndarray:
+    """A_lambda / A_V of the SMC bar (Gordon et al. 2003, ApJ 594, 279): their
+    Fitzpatrick & Massa fit (c1 -4.959, c2 2.264, c3 0.389, c4 0.461, x0 4.6, gamma 1,
+    R_V 2.74) below 0.276 um, held flat in 1/lambda beyond 10 um^-1 (it diverges
+    there), and their measured optical/IR points above, falling to 0 at 3.1 um."""
+    lam = np.asarray(wave_um, dtype=float)
+    x = np.clip(1.0 / np.clip(lam, 1e-3, None), None, 10.0)
+    d = x**2 / ((x**2 - 4.6**2) ** 2 + x**2)
+    f = np.where(x > 5.9, 0.5392 * (x - 5.9) ** 2 + 0.05644 * (x - 5.9) ** 3, 0.0)
+    uv = (-4.959 + 2.264 * x + 0.389 * d + 0.461 * f) / 2.74 + 1.0
+    ref_um = np.array([0.276, 0.296, 0.37, 0.44, 0.55, 0.65, 0.81, 1.25, 1.65, 2.198, 3.1])
+    ref = np.array([2.220, 2.000, 1.672, 1.374, 1.00, 0.801, 0.567, 0.25, 0.169, 0.11, 0.0])
+    red = np.interp(lam, ref_um, ref, right=0.0)
+    return np.where(lam < 0.276, uv, red)
+
+
+#: dust curves by index: A_lambda / A_V
+DUST_CURVES = ("calzetti", "smc")
+
+
+def dust_a(wave_um: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """A_lambda / A_V for each source's curve (0 Calzetti, 1 SMC); broadcasts."""
+    return np.where(np.asarray(curve) == 1, smc_k(wave_um), calzetti_k(wave_um) / 4.05)
+
+
 # --------------------------------------------------------------------------- galaxies
 
 
 @dataclass
-class GalaxyParams:
-    """Per-source galaxy SED parameters (arrays of one length)."""
+class SEDParams:
+    """Per-source SED: a template of the SPS library (:mod:`sps`) at redshift z behind
+    A_V magnitudes of dust (curve: 0 Calzetti, 1 SMC); nebular lines see ``line_dust``
+    times the stellar A_V (1/0.44, Calzetti 2000, for star-forming regions; 1 for AGN)."""
 
     z: np.ndarray
-    beta: np.ndarray  # UV slope, f_lambda ~ lambda^beta
-    d4000: np.ndarray  # f_nu ratio across the Balmer/4000 A break (1 = none)
-    opt_slope: np.ndarray  # d ln f_nu / d ln lambda between 0.4 and 1.6 um rest
-    av: np.ndarray  # Calzetti A_V of the stars (mag)
-    ew_o3hb: np.ndarray  # rest EW of [OIII]4959,5007 + Hbeta (A)
-    ew_lya: np.ndarray  # rest EW of Lyman alpha before the IGM (A)
+    template: np.ndarray
+    av: np.ndarray
+    curve: np.ndarray
+    line_dust: np.ndarray
 
     def __len__(self) -> int:
         return len(self.z)
 
+    def take(self, idx) -> SEDParams:
+        return SEDParams(**{k: v[idx] for k, v in self.__dict__.items()})
 
-def galaxy_continuum(rest_wave: np.ndarray, p: GalaxyParams) -> np.ndarray:
-    """Intrinsic stellar f_nu (arbitrary units, 1 at 1500 A) at rest wavelengths.
-
-    ``rest_wave`` has shape (N, M); parameters are (N,). Piecewise power law in f_nu:
-    slope beta+2 below 2600 A; the near-UV steepens for evolved populations; a smooth
-    break of amplitude d4000 between 3646 and 4000 A; ``opt_slope`` to 1.6 um (the stellar
-    H-bump), then a Rayleigh-Jeans-like decline.
-    """
-    lw = np.log(np.clip(rest_wave, 300.0, None))
-    a_uv = (p.beta + 2.0)[:, None]
-    a_nuv = a_uv + 1.5 * np.log(p.d4000)[:, None]  # evolved populations redden 2600-3646 A
-    a_opt = p.opt_slope[:, None]
-    l0, l1, l2, l3 = np.log(1500.0), np.log(2600.0), np.log(3646.0), np.log(16000.0)
-    x = lw - l0
-    seg1 = a_uv * np.minimum(lw - l0, l1 - l0)
-    seg2 = a_nuv * np.clip(lw - l1, 0, l2 - l1)
-    log_f = np.where(lw < l1, a_uv * x, seg1 + seg2)
-    # the break: a smooth step from 3646 A to 4000 A in log f_nu
-    step = np.clip((lw - l2) / (np.log(4000.0) - l2), 0, 1)
-    log_f = log_f + step * np.log(p.d4000)[:, None]
-    log_f = log_f + a_opt * np.clip(lw - np.log(4000.0), 0, l3 - np.log(4000.0))
-    log_f = log_f - 1.8 * np.clip(lw - l3, 0, None)
-    # no ionising photons escape
-    log_f = np.where(rest_wave < LYMAN_LIMIT, -30.0, log_f)
-    return np.exp(log_f)
+    @staticmethod
+    def join(parts: list[SEDParams]) -> SEDParams:
+        return SEDParams(
+            **{k: np.concatenate([getattr(p, k) for p in parts]) for k in SEDParams.__annotations__}
+        )
 
 
-def _line_ews(p: GalaxyParams) -> dict[str, np.ndarray]:
-    """Rest EWs of every line from the two drawn quantities and fixed ratios.
+@lru_cache(maxsize=1)
+def _dust_table() -> np.ndarray:
+    """A_lambda / A_V of each curve on the library's rest wavelength grid (2, W)."""
+    from hizkit.plugins.mock.sps import REST_WAVE
 
-    Ratios: [OIII]5007/4959 = 2.98; [OIII]5007/Hbeta = 5 (metal-poor, high-z-like; lower
-    for evolved systems); Halpha/Hbeta = 2.86 (case B); Halpha EW scaled from the Hbeta EW
-    by the continuum change; [NII]/Halpha = 0.1, [SII]/Halpha = 0.1, Pa-beta and Pa-alpha
-    from case B (0.163 and 0.332 of Halpha in flux; EWs larger by the falling continuum).
-    """
-    ew = p.ew_o3hb
-    hb = ew / (1 + 5.0 * (1 + 1 / 2.98))
-    o5007 = 5.0 * hb
-    ha = 2.86 * hb * 1.3  # continuum at Halpha is lower than at Hbeta in f_lambda
-    return {
-        "Lya": p.ew_lya,
-        "OII": 0.3 * ew,
-        "Hb": hb,
-        "OIII4959": o5007 / 2.98,
-        "OIII5007": o5007,
-        "Ha": ha,
-        "NII": 0.1 * ha,
-        "SII": 0.1 * ha,
-        "Pab": 0.163 * ha * 3.0,
-        "Paa": 0.332 * ha * 6.0,
-    }
+    return np.stack([dust_a(REST_WAVE / 1e4, c) for c in range(len(DUST_CURVES))])
 
 
-def galaxy_photometry(p: GalaxyParams, filters: FilterSet | None = None) -> np.ndarray:
-    """Band-averaged f_nu (N, 7), arbitrary per-source units."""
+def _positions(rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from hizkit.plugins.mock.sps import DLN, REST_WAVE
+
+    pos = (np.log(rest) - np.log(REST_WAVE[0])) / DLN
+    i0 = np.clip(np.floor(pos).astype(int), 0, REST_WAVE.size - 2)
+    return i0, np.clip(pos - i0, 0.0, 1.0)
+
+
+def _sample(table: np.ndarray, rows: np.ndarray, i0: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``table`` rows ``rows`` linearly interpolated at fractional grid positions."""
+    r = rows[:, None]
+    return table[r, i0] * (1 - f) + table[r, i0 + 1] * f
+
+
+def sed_photometry(p: SEDParams, filters: FilterSet | None = None, chunk: int = 2048) -> np.ndarray:
+    """Band-averaged f_nu (N, 7) through the NIRCam filters, in the library's units
+    (1 at rest 1500 A before dust)."""
+    from hizkit.plugins.mock.sps import library
+
     fs = filters or nircam_filters()
-    z = p.z
-    zp1 = (1 + z)[:, None]
-    a_star = p.av / 4.05
-    out = np.empty((len(z), len(fs.bands)))
-    ews = _line_ews(p)
-    line_rest = np.array(list(LINES.values()))
-    line_ew = np.column_stack([ews[k] for k in LINES])  # (N, L)
-    line_cont = galaxy_continuum(np.broadcast_to(line_rest, (len(z), line_rest.size)), p)
-    gas_att = 10 ** (-0.4 * (a_star / 0.44)[:, None] * calzetti_k(line_rest / 1e4))
-    line_obs = line_rest[None, :] * zp1
-    line_igm = madau_igm(line_obs * (1 + 1e-3), z[:, None])
-    # Lyman alpha: the blue half of the line is scattered, the red half meets the damping
-    # wing a few hundred km/s from line centre (the factor above, taken at +300 km/s)
-    line_igm[:, 0] *= 0.5
-    for b in range(len(fs.bands)):
-        wave = fs.wave[b][None, :]
-        rest = wave / zp1
-        cont = galaxy_continuum(rest, p)
-        att = cont * 10 ** (-0.4 * a_star[:, None] * calzetti_k(rest / 1e4))
-        # the IGM acts only where the band reaches blue-ward of ~1300 A rest
-        reach = np.flatnonzero(fs.wave[b][0] / (1 + z) < 1300.0)
-        if reach.size:
-            att[reach] *= madau_igm(wave, z[reach, None])
-        out[:, b] = att @ fs.weight[b]
-        t = fs.transmission(b, line_obs)
-        lines = (1 + z)[:, None] * line_ew * line_cont * gas_att * line_igm * t
-        out[:, b] += lines.sum(axis=1)
+    lib = library()
+    out = np.empty((len(p), len(fs.bands)))
+    lya = int(np.argmin(np.abs(lib.line_wave - LYA)))
+    dust = _dust_table()
+    for s in range(0, len(p), chunk):
+        q = p.take(slice(s, s + chunk))
+        zp1 = (1 + q.z)[:, None]
+        line_obs = lib.line_wave[None, :] * zp1
+        lum = lib.line_lum[q.template]
+        gas = 10 ** (
+            -0.4 * (q.av * q.line_dust)[:, None] * dust_a(lib.line_wave / 1e4, q.curve[:, None])
+        )
+        line_igm = madau_igm(line_obs * (1 + 1e-3), q.z[:, None])
+        # Lyman alpha: the blue half of the line is scattered by the IGM, the red half meets
+        # the damping wing a few hundred km/s from line centre (taken at +300 km/s)
+        line_igm[:, lya] *= 0.5
+        for b in range(len(fs.bands)):
+            wave = fs.wave[b][None, :]
+            i0, f = _positions(wave / zp1)
+            spec = _sample(lib.flux, q.template, i0, f)
+            spec *= np.exp(-0.4 * np.log(10) * q.av[:, None] * _sample(dust, q.curve, i0, f))
+            reach = np.flatnonzero(fs.wave[b][0] / (1 + q.z) < 1300.0)
+            if reach.size:
+                spec[reach] *= madau_igm(wave, q.z[reach, None])
+            out[s : s + len(q), b] = spec @ fs.weight[b]
+            t = fs.transmission(b, line_obs)
+            out[s : s + len(q), b] += (lum * gas * line_igm * t * line_obs).sum(axis=1)
     return out
+
+
+@dataclass
+class GalaxySED:
+    """A galaxy's SED: one SPS component, plus (where ``mix`` > 0) a second one added
+    with weight ``mix`` (the host of a little red dot beside its reddened AGN)."""
+
+    main: SEDParams
+    second: SEDParams
+    mix: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.main)
+
+    def at(self, z: np.ndarray) -> GalaxySED:
+        """The same SEDs moved to redshifts ``z``."""
+        return GalaxySED(
+            SEDParams(
+                z, *(getattr(self.main, k) for k in ("template", "av", "curve", "line_dust"))
+            ),
+            SEDParams(
+                z, *(getattr(self.second, k) for k in ("template", "av", "curve", "line_dust"))
+            ),
+            self.mix,
+        )
+
+    def take(self, idx) -> GalaxySED:
+        return GalaxySED(self.main.take(idx), self.second.take(idx), self.mix[idx])
+
+    @staticmethod
+    def join(parts: list[GalaxySED]) -> GalaxySED:
+        return GalaxySED(
+            SEDParams.join([p.main for p in parts]),
+            SEDParams.join([p.second for p in parts]),
+            np.concatenate([p.mix for p in parts]),
+        )
+
+
+def galaxy_photometry(sed: GalaxySED, filters: FilterSet | None = None) -> np.ndarray:
+    """Band-averaged f_nu (N, 7) of galaxies (library units)."""
+    out = sed_photometry(sed.main, filters)
+    two = np.flatnonzero(sed.mix > 0)
+    if two.size:
+        out[two] += sed.mix[two, None] * sed_photometry(sed.second.take(two), filters)
+    return out
+
+
+def rest_flux(p: SEDParams, wave: float) -> np.ndarray:
+    """Dust-attenuated rest-frame f_nu (library units) at one rest wavelength (A),
+    continuum only (for scaling components against each other)."""
+    from hizkit.plugins.mock.sps import library
+
+    lib = library()
+    i0, f = _positions(np.full((len(p), 1), float(wave)))
+    spec = _sample(lib.flux, p.template, i0, f)[:, 0]
+    return spec * 10 ** (-0.4 * p.av * dust_a(wave / 1e4, p.curve))
 
 
 # --------------------------------------------------------------------------- brown dwarfs
 
-#: Teff (K) and AB colours m_band - m_F444W, F090W ... F356W, along the T/Y sequence.
-#: Approximate values read from the Sonora-Bobcat NIRCam colour tracks shown by
-#: Hainline et al. (2024, ApJ 975, 31) and consistent with 2MASS/WISE colours of T and Y
-#: dwarfs (J-W2, W1-W2: Kirkpatrick et al. 2021). Blue F115W-F150W and F115W-F277W come
-#: from the 1.27 um window between H2O bands and the CH4 1.6 um band; the red
-#: F277W/F356W-F444W from the 3.3 um CH4 band and the 4-4.5 um window.
-BD_TEFF = np.array([300.0, 400.0, 500.0, 600.0, 800.0, 1000.0, 1300.0])
+#: Teff (K) and AB colours m_band - m_F444W, F090W ... F356W, along the L/T/Y sequence
+#: of solar metallicity. T and Y dwarfs (<= 1200 K): approximate values read from the
+#: Sonora-Bobcat NIRCam colour tracks shown by Hainline et al. (2024, ApJ 975, 31),
+#: consistent with 2MASS/WISE colours of T and Y dwarfs (J-W2, W1-W2: Kirkpatrick et al.
+#: 2021) and JWST spectra of Y dwarfs (Beiler et al. 2024, ApJ 973, 107). Blue
+#: F115W-F150W and F115W-F277W come from the 1.27 um window between H2O bands and the CH4
+#: 1.6 um band; the red F277W/F356W-F444W from the 3.3 um CH4 band and the 4-4.5 um
+#: window. L dwarfs (1400-2400 K): the mean J-H, H-K, K-W1, W1-W2 colours of L0, L5 and
+#: L8 dwarfs (Kirkpatrick et al. 2021; Dupuy & Liu 2012) moved to AB (J +0.91, H +1.39,
+#: K +1.85, W1 +2.70, W2 +3.34) with F115W~J, F150W~H, F200W~K, F356W~W1, F444W~W2,
+#: F277W between K and W1, F090W from z-J: red in the near-infrared, nearly flat from
+#: 2 to 4.5 um, so they never reach the T-dwarf box (F277W-F444W > 1).
+BD_TEFF = np.array([300.0, 400.0, 500.0, 600.0, 800.0, 1000.0, 1200.0, 1400.0, 1800.0, 2400.0])
 BD_COLOURS = np.array(
     #  F090W F115W F150W F200W F277W F356W
     [
@@ -300,19 +368,33 @@ BD_COLOURS = np.array(
         [5.9, 2.4, 3.0, 3.4, 2.7, 2.2],  # 600 K
         [4.6, 1.4, 2.0, 2.5, 2.1, 1.7],  # 800 K
         [3.6, 0.9, 1.3, 1.8, 1.6, 1.2],  # 1000 K
-        [2.6, 0.45, 0.7, 1.0, 1.1, 0.7],  # 1300 K
+        [2.6, 0.45, 0.7, 1.0, 1.1, 0.7],  # 1200 K (early T)
+        [2.9, 0.57, -0.05, -0.29, 0.1, -0.14],  # 1400 K (L8)
+        [2.15, 0.15, -0.37, -0.61, -0.35, -0.31],  # 1800 K (L5)
+        [0.7, -0.78, -1.0, -0.99, -0.6, -0.44],  # 2400 K (L0)
     ]
 )
+#: change of the colours per dex of [M/H] *below* solar (metal-poor dwarfs): collision-
+#: induced H2 absorption suppresses K (F200W) and, less, H (blue H-K, red H-[4.5] of T
+#: subdwarfs: Burgasser et al. 2006; Zhang et al. 2019), weaker CO/CO2 absorption makes
+#: 4.5 um brighter (Leggett et al. 2017; Beiler et al. 2024: metal-rich Y dwarfs are bluer
+#: in W2), and the far-red optical (F090W) fades (red z-W1, Zhang et al. 2019, 2023).
+BD_FEH_SHIFT = np.array([0.8, 0.3, 0.5, 0.9, 0.3, 0.2])
 
 
-def brown_dwarf_photometry(teff: np.ndarray, scatter: np.ndarray | None = None) -> np.ndarray:
-    """Band f_nu (N, 7), unit flux in F444W, for T/Y dwarfs of the given Teff.
+def brown_dwarf_photometry(
+    teff: np.ndarray, scatter: np.ndarray | None = None, feh: np.ndarray | None = None
+) -> np.ndarray:
+    """Band f_nu (N, 7), unit flux in F444W, for L/T/Y dwarfs of the given Teff.
 
-    Colours are interpolated along :data:`BD_COLOURS`; ``scatter`` (N, 6) adds
-    per-object colour offsets in magnitudes (metallicity and gravity spread).
+    Colours are interpolated along :data:`BD_COLOURS`; metal-poor dwarfs ([M/H] < 0,
+    ``feh``) are shifted by :data:`BD_FEH_SHIFT` per dex; ``scatter`` (N, 6) adds
+    per-object colour offsets in magnitudes.
     """
     teff = np.clip(np.asarray(teff, dtype=float), BD_TEFF[0], BD_TEFF[-1])
     colours = np.column_stack([np.interp(teff, BD_TEFF, BD_COLOURS[:, j]) for j in range(6)])
+    if feh is not None:
+        colours = colours + np.clip(-np.asarray(feh, float), 0, None)[:, None] * BD_FEH_SHIFT
     if scatter is not None:
         colours = colours + scatter
     mags = np.column_stack([colours, np.zeros(len(teff))])

@@ -17,9 +17,9 @@ from hizkit.atomic import replace_file
 from hizkit.cuts import QualityCuts, describe, stack_snr
 from hizkit.dataset import CLASSES, NIRCAM_BANDS, Z_HIGH, Dataset, flux_col, fluxerr_col, radius_col
 from hizkit.plugins.mock import images, photoz
-from hizkit.plugins.mock.population import DRAW, Sources, draw_lowz
+from hizkit.plugins.mock.population import DRAW, HIGHZ_MIX, Sources, draw_lowz
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: class mix of the unlabelled photometric catalog (JADES-like: z > 4 photo-z ~ 12 %)
 UNLABELLED_MIX = {"lowz": 0.875, "highz": 0.12, "brown_dwarf": 0.005}
 FIELD_CENTRE = (53.16, -27.78)  # GOODS-S
@@ -113,6 +113,34 @@ def draw_detected(
     return Sources.join(kept) if kept else DRAW[label](rng, 0)
 
 
+def quotas(counts: dict[str, int], labels: str) -> dict[tuple[str, str | None], int]:
+    """How many labelled sources of each (class, kind): with true labels the high-z class
+    holds its kinds in the shares of :data:`HIGHZ_MIX` (largest remainders); otherwise
+    only class counts are fixed (kind None)."""
+    out: dict[tuple[str, str | None], int] = {}
+    for c in CLASSES:
+        if c == "highz" and labels == "truth" and counts[c] > 0:
+            share = np.array(list(HIGHZ_MIX.values())) * counts[c]
+            n = np.floor(share).astype(int)
+            n[np.argsort(n - share)[: counts[c] - n.sum()]] += 1
+            out.update({(c, k): int(v) for k, v in zip(HIGHZ_MIX, n)})
+        else:
+            out[c, None] = counts[c]
+    return out
+
+
+def _draw_sizes(need: dict[tuple[str, str | None], int]) -> dict[str, int]:
+    """Candidates to draw per class so that every (class, kind) quota is likely met."""
+    sizes = {}
+    for c in CLASSES:
+        want = 0.0
+        for (cls, kind), n in need.items():
+            if cls == c and n > 0:
+                want = max(want, n / (HIGHZ_MIX[kind] if kind else 1.0))
+        sizes[c] = int(1.3 * want) + 2 if want else 0
+    return sizes
+
+
 def assign_labels(true_label: np.ndarray, z_phot: np.ndarray, labels: str) -> np.ndarray:
     """Class labels: the true class (``labels='truth'``) or, as a real survey has to,
     galaxies labelled from their photometric redshift (``'photoz'``: z_phot >= 4 is
@@ -144,6 +172,9 @@ def _catalog(
     cols["z"] = src.z
     cols["kind"] = src.kind
     cols["teff"] = src.teff
+    cols["feh"] = src.feh
+    cols["age"] = src.age
+    cols["av"] = src.av
     cols["re_true"] = src.re
     if labelled:
         cols["label"] = src.label
@@ -168,10 +199,17 @@ def build(params: dict[str, Any]) -> Dataset:
         (S/N in the detection stack >= detection_snr) whose galaxies pass the quality
         cuts, until every class has its count. Brown dwarfs are found by their own
         (atmosphere-fit) route and are not cut on photo-z."""
-        need = dict(counts)
+        need = quotas(counts, params["labels"])
         parts: list[tuple[Sources, np.ndarray, dict[str, np.ndarray], pd.DataFrame]] = []
+        rounds = 0
         while sum(need.values()) > 0:
-            extra = {c: int(1.3 * need[c]) + 2 if need[c] else 0 for c in CLASSES}
+            rounds += 1
+            if rounds == 25:  # a kind that (almost) never passes the cuts: fill from its class
+                for (c, kind), n in list(need.items()):
+                    if kind is not None and n > 0:
+                        need[c, kind] = 0
+                        need[c, None] = need.get((c, None), 0) + n
+            extra = _draw_sizes(need)
             src = Sources.join(
                 [draw_detected(rng, c, extra[c], size, **common, cuts=cuts) for c in CLASSES]
             )
@@ -198,9 +236,10 @@ def build(params: dict[str, Any]) -> Dataset:
             passed.extend([("detected", int(detected.sum())), *steps[1:]])
             label = assign_labels(src.label, fit["z_phot"].to_numpy(), params["labels"])
             keep = []
-            for c in CLASSES:
-                idx = np.flatnonzero(ok & (label == c))[: need[c]]
-                need[c] -= idx.size
+            for (c, kind), n in need.items():
+                sel = ok & (label == c) if kind is None else ok & (label == c) & (src.kind == kind)
+                idx = np.flatnonzero(sel)[:n]
+                need[c, kind] -= idx.size
                 keep.append(idx)
             k = np.concatenate(keep)
             parts.append((src.take(k), cut[k], {key: v[k] for key, v in phot.items()}, fit.iloc[k]))
