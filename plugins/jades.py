@@ -2,15 +2,16 @@
 
 ``hizkit bench --data jades:DIR`` reads the catalog of the directory's layout (JADES
 v2.0 / v5.0, EPOCHS / galfind, DJA: ``plugins/layouts/*.toml``, detected from the file
-names unless ``layout`` is given), labels from the photometric redshift (z >= ``z_threshold``
-is high-z) or, for files written by ``hizkit simulate``, from the TRUTH extension
-(``labels="truth"``), or not at all for a field to classify (``labels="none"``);
-brown dwarfs from an ID list and/or the Hainline et al. (2024)
-colour and compactness criteria; optional quality cuts (:mod:`hizkit.cuts`) with the count
-left after each; and cutouts from the memory-mapped mosaics. Where all bands share one
-pixel grid (JADES, EPOCHS) one position serves all bands and cutting is slicing; where they
-do not (DJA) each band is cut at its own position and brought to a common angular grid
-(block-summed when its pixels are an integer fraction of the output's, else resampled).
+names and checked against the catalog's columns unless ``layout`` is given), labels from
+the photometric redshift (z >= ``z_threshold`` is high-z) or, for files written by
+``hizkit simulate``, from the TRUTH extension (``labels="truth"``), or not at all for a
+field to classify (``labels="none"``); brown dwarfs from an ID list and/or the Hainline
+et al. (2024) colour and compactness criteria; optional quality cuts
+(:mod:`hizkit.cuts`) with the count left after each; and cutouts from the memory-mapped
+mosaics. Where all bands share one pixel grid (JADES, EPOCHS) one position serves all
+bands and cutting is slicing; where they do not (DJA) each band is cut at its own
+position and brought to a common angular grid (block-summed: its pixels must be an
+integer fraction of the output's).
 Cutouts are in nJy per pixel, NaN outside the mosaic or without coverage.
 
 Units come from the files themselves: a mosaic's ``BUNIT`` (MJy/sr, nJy, uJy, Jy, or a
@@ -314,7 +315,9 @@ class JadesSource(hizkit.DataSource):
         ``bimodal`` when its P(z) puts at least ``bimodal_min_prob`` on each side of the
         threshold (layouts with a P(z)). ``pixel_scale``: the cutouts' arcsec per pixel on
         per-band grids (default: the coarsest band's). ``errors``: also cut the ERR (or
-        WHT) images into 1-sigma error cutouts (``Dataset.errors``, nJy per pixel).
+        WHT) images into 1-sigma error cutouts (``Dataset.errors``, nJy per pixel); a
+        weight map from grizli (DJA) leaves out the sources' own Poisson noise, so its
+        errors are lower limits on bright sources.
         ``mosaics`` overrides the layout's mosaic file pattern ({band}/{BAND} = filter).
         ``photoz_templates``: which template set's photo-z to read where a catalog holds
         several (EPOCHS ``EAZY_<templates>`` extensions; default: the layout's
@@ -958,12 +961,15 @@ class _WeightAsError:
 
 
 def _image_hdu(hdul, ext: str, path: Path):
-    """The image HDU ``ext`` (a name or number), or the one 2-D image when ext is ""."""
-    if ext:
+    """The image HDU ``ext`` (a name or number), or the file's one 2-D image when ext is
+    "" or a name the file lacks (a single-image file, as galfind accepts)."""
+    names = [h.name for h in hdul]
+    if ext and (ext.isdigit() or ext.upper() in names):
         return _hdu(hdul, ext, path)[0]
     images = [h for h in hdul if getattr(h, "is_image", False) and h.header.get("NAXIS") == 2]
-    if not images:
-        raise HizkitError(f"{path}: no 2-D image in the file")
+    if len(images) != 1:
+        wanted = f"no {ext} extension and " if ext else ""
+        raise HizkitError(f"{path}: {wanted}{len(images)} 2-D images (it has {', '.join(names)})")
     return images[0]
 
 

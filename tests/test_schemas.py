@@ -82,8 +82,16 @@ def test_jades_dr5_has_no_star_flags(dirs):
 
 
 def test_dr5_without_photoz_loads_unlabelled_catalog_then_cutouts(dirs, tmp_path):
-    d = tmp_path / "nopz"
-    write_jades_v5(d, SRC, field="goods-n", photoz=False)
+    d = tmp_path / "nopz"  # the DR5 files without PHOTOZ / PHOTOZ_KRON, as GOODS-N
+    d.mkdir()
+    for p in (dirs / "v5").iterdir():
+        name = p.name.replace("goods-s", "goods-n")
+        if "photometry" not in name:
+            (d / name).write_bytes(p.read_bytes())
+            continue
+        with fits.open(p) as hdul:
+            del hdul["PHOTOZ"], hdul["PHOTOZ_KRON"]
+            hdul.writeto(d / name)
     src = JadesSource(labels="none", cutout_size=16)
     part = src.load_catalog(str(d))
     assert part.cutouts is None and part.meta["layout"] == "jades_v5"
@@ -141,6 +149,10 @@ def test_epochs_weight_only_and_missing_band(dirs, tmp_path):
             (d / p.name).write_bytes(p.read_bytes())
     ds = JadesSource(cutout_size=16, errors=True).load(str(d))
     np.testing.assert_allclose(ds.errors, 2.5, rtol=1e-4)  # 1 / sqrt(WHT)
+    # a file pattern given by hand: single-image files are read from their primary HDU
+    pattern = "JADES-DR3-GS-South_{BAND}_v13_sci.fits"
+    by_hand = JadesSource(cutout_size=16, mosaics=pattern).load(str(d))
+    np.testing.assert_array_equal(by_hand.cutouts, ds.cutouts)
     (d / "JADES-DR3-GS-South_F150W_v13_sci.fits").unlink()
     with pytest.raises(hizkit.HizkitError, match="no F150W mosaic"):
         JadesSource(cutout_size=16).load(str(d))
