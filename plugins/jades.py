@@ -489,6 +489,12 @@ class JadesSource(hizkit.DataSource):
             raise HizkitError(
                 f"{path}[{ext}]: no key column {pz['key']} for the photo-z (layout {lay['name']})"
             ) from None
+        found = np.isin(ids, key.to_numpy()).mean() if len(ids) else 1.0
+        if found < 0.9:
+            progress.warn(
+                f"{path.name}: photometric redshifts for only {found:.0%} of the catalog's "
+                f"IDs (a photo-z file of another catalog version?)"
+            )
         out: dict[str, np.ndarray] = {}
         for name, col in (
             ("z_phot", "z"),

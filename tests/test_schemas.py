@@ -174,6 +174,22 @@ def test_dja_tarball_photoz_units_and_grids(dirs, warned):
     assert not warned
 
 
+def test_dja_reads_only_its_own_photoz(dirs, tmp_path, warned):
+    d = tmp_path / "dja_stale"
+    d.mkdir()
+    for p in (dirs / "dja").iterdir():
+        if not p.name.endswith(".tar.gz"):
+            (d / p.name).write_bytes(p.read_bytes())
+    # left: only an older catalog's standalone zout (other IDs), which is not read
+    ds = JadesSource(labels="none").load_catalog(str(d))
+    assert "z_phot" not in ds.catalog and len(ds) == len(SRC)
+    with pytest.raises(hizkit.HizkitError, match="no photometric redshifts"):
+        JadesSource().load_catalog(str(d))
+    (d / "gds-grizli-v7.0-fix.eazypy.zout.fits").rename(d / "gds-grizli-v7.2-fix.eazypy.zout.fits")
+    ds = JadesSource(labels="none").load_catalog(str(d))
+    assert "for only 0% of the catalog's IDs" in " ".join(warned)
+
+
 def test_bunit_parsing():
     assert loader.flux_unit_to_njy("10.0*nanoJansky") == 10.0
     assert loader.flux_unit_to_njy("nJy") == 1.0
