@@ -262,6 +262,15 @@ class _Table:
         return values
 
 
+def _unique_index(values: np.ndarray, where: str, name: str) -> pd.Index:
+    """The key column as an index to join on; a repeated key cannot be joined."""
+    index = pd.Index(values)
+    if not index.is_unique:
+        repeated = index[index.duplicated()][:3].tolist()
+        raise HizkitError(f"{where}: key column {name} repeats values (e.g. {repeated})")
+    return index
+
+
 def _radius_to_arcsec(unit: str | None, lay: dict[str, Any], where: str) -> float:
     """Arcsec per unit of a radius column: its TUNIT, else the layout's ``radius_unit``."""
     stated = unit if unit is not None else lay.get("radius_unit", "arcsec")
@@ -367,7 +376,7 @@ class JadesSource(hizkit.DataSource):
                         raise HizkitError(
                             f"{path}[{ext}]: no key column {lay['key']} (layout {lay['name']})"
                         ) from None
-                    tables[ext] = (t, pd.Index(key))
+                    tables[ext] = (t, _unique_index(key, f"{path}[{ext}]", lay["key"]))
                 return tables[ext]
 
             def column(spec: str, what: str, **fmt: Any) -> tuple[np.ndarray, str | None]:
@@ -389,6 +398,8 @@ class JadesSource(hizkit.DataSource):
                     values = pd.Series(values, index=key).reindex(main_key).to_numpy()
                 return values, unit
 
+            unreadable: set[str] = set()
+
             def flux_factor(unit: str | None, where: str) -> float:
                 if unit is not None and (factor := flux_unit_to_njy(unit)) is not None:
                     return factor
@@ -397,9 +408,10 @@ class JadesSource(hizkit.DataSource):
                     raise HizkitError(
                         f"layout {lay['name']}: unknown flux_unit {lay['flux_unit']!r}"
                     )
-                if unit is not None:
+                if unit is not None and unit not in unreadable:
+                    unreadable.add(unit)
                     progress.warn(
-                        f"{path}: {where} has unit {unit!r}; "
+                        f"{path.name}: {where} has unit {unit!r}, not a flux density; "
                         f"read as the layout's {lay['flux_unit']}"
                     )
                 return factor
@@ -484,7 +496,7 @@ class JadesSource(hizkit.DataSource):
             suffix = raw[len(pz["ext"].split("*")[0]) :]
         t = _Table(hdu, path, bool(lay.get("case_insensitive", False)))
         try:
-            key = pd.Index(t.column(pz["key"]))
+            key = _unique_index(t.column(pz["key"]), f"{path}[{ext}]", pz["key"])
         except KeyError:
             raise HizkitError(
                 f"{path}[{ext}]: no key column {pz['key']} for the photo-z (layout {lay['name']})"

@@ -190,6 +190,18 @@ def test_dja_reads_only_its_own_photoz(dirs, tmp_path, warned):
     assert "for only 0% of the catalog's IDs" in " ".join(warned)
 
 
+def test_repeated_ids_cannot_be_joined(dirs, tmp_path):
+    d = tmp_path / "dup"
+    d.mkdir()
+    for p in (dirs / "v2").iterdir():
+        (d / p.name).write_bytes(p.read_bytes())
+    path = d / "hlsp_jades_jwst_nircam_goods-s-deep_photometry_v2.0_catalog.fits"
+    with fits.open(path, mode="update") as hdul:
+        hdul["SIZE"].data["ID"][1] = hdul["SIZE"].data["ID"][0]
+    with pytest.raises(hizkit.HizkitError, match=r"\[SIZE\]: key column ID repeats values"):
+        JadesSource().load_catalog(str(d))
+
+
 def test_bunit_parsing():
     assert loader.flux_unit_to_njy("10.0*nanoJansky") == 10.0
     assert loader.flux_unit_to_njy("nJy") == 1.0
