@@ -17,6 +17,7 @@ from schema_fixtures import (
 )
 
 import hizkit
+from hizkit.cli import main
 from hizkit.plugins import jades as loader
 from hizkit.plugins.jades import JadesSource
 
@@ -96,7 +97,7 @@ def test_dr5_without_photoz_loads_unlabelled_catalog_then_cutouts(dirs, tmp_path
     part = src.load_catalog(str(d))
     assert part.cutouts is None and part.meta["layout"] == "jades_v5"
     assert "z_phot" not in part.catalog and "label" not in part.catalog
-    sub = part.replace(catalog=part.catalog.iloc[[4, 1]].reset_index(drop=True))
+    sub = part.subset([4, 1])  # as hizkit predict cuts a chunk
     cut = src.load_cutouts(str(d), sub)
     assert cut.cutouts.shape == (2, len(BANDS), 16, 16)
     np.testing.assert_allclose(cut.cutouts.sum(axis=(2, 3)), SRC.flux[[4, 1]], rtol=2e-3)
@@ -230,7 +231,7 @@ def test_unusable_bunit_is_one_line(dirs, tmp_path):
         JadesSource(cutout_size=16).load(str(d))
 
 
-def test_detection_names_each_layout_tried_and_what_it_lacks(dirs, tmp_path):
+def test_detection_names_each_layout_tried_and_what_it_lacks(dirs, tmp_path, capsys):
     d = tmp_path / "v5_no_fwhm"
     d.mkdir()
     cat = "hlsp_jades_jwst_nircam_goods-s_photometry_v5.0_catalog.fits"
@@ -245,5 +246,8 @@ def test_detection_names_each_layout_tried_and_what_it_lacks(dirs, tmp_path):
     assert "layout jades_v5 needs SIZE:FWHM" in message
     assert "layout jades_v2 needs FLAG:FLAG_ST" in message
     assert "\n" not in message
+    rc = main(["bench", "--data", f"jades:{d}", "--classifiers", "colour", "--out", str(d / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "needs SIZE:FWHM" in err
     with pytest.raises(hizkit.HizkitError, match="tried dja: \\*-fix_phot_apcorr"):
         JadesSource().load_catalog(str(tmp_path))
