@@ -95,7 +95,23 @@ def load_layout(name: str) -> dict[str, Any]:
     path = LAYOUTS / f"{name}.toml"
     if not path.exists():
         raise HizkitError(f"unknown layout '{name}'; known layouts: {', '.join(known_layouts())}")
-    return tomllib.loads(path.read_text())
+    try:
+        lay = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise HizkitError(f"{path}: not valid TOML ({exc})") from None
+    missing = [k for k in _REQUIRED if k not in lay]
+    missing += [f"columns.{k}" for k in _REQUIRED_COLUMNS if k not in lay.get("columns", {})]
+    if "mosaics" in lay and "file" not in lay["mosaics"] and "find" not in lay["mosaics"]:
+        missing.append("mosaics.file (or mosaics.find)")
+    if lay.get("default_aperture") not in lay.get("apertures", {}):
+        missing.append("apertures.<default_aperture>")
+    if missing:
+        raise HizkitError(f"{path}: layout lacks {', '.join(missing)}")
+    return lay
+
+
+_REQUIRED = ("name", "catalog", "key", "flux_unit", "default_aperture", "apertures", "columns")
+_REQUIRED_COLUMNS = ("id", "ra", "dec", "flux", "flux_err", "radius")
 
 
 def known_layouts() -> list[str]:

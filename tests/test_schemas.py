@@ -203,6 +203,13 @@ def test_repeated_ids_cannot_be_joined(dirs, tmp_path):
         JadesSource().load_catalog(str(d))
 
 
+def test_a_layout_file_that_lacks_a_key_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "LAYOUTS", tmp_path)
+    (tmp_path / "mine.toml").write_text('name = "mine"\ncatalog = "*.fits"\n')
+    with pytest.raises(hizkit.HizkitError, match=r"mine\.toml: layout lacks key, flux_unit"):
+        loader.load_layout("mine")
+
+
 def test_bunit_parsing():
     assert loader.flux_unit_to_njy("10.0*nanoJansky") == 10.0
     assert loader.flux_unit_to_njy("nJy") == 1.0
