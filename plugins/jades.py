@@ -1086,24 +1086,27 @@ class _open_tar_member:
         from astropy.io import fits
 
         try:
+            raw = None
+            seen = []
             with tarfile.open(self.path) as tar:
-                members = [
-                    m
-                    for m in tar.getmembers()
-                    if m.isfile() and fnmatch.fnmatch(Path(m.name).name, self.member)
-                ]
-                if len(members) != 1:
-                    listed = ", ".join(m.name for m in tar.getmembers()[:6])
-                    raise HizkitError(
-                        f"{self.path}: {'no' if not members else 'several'} member(s) matching "
-                        f"{self.member} (it holds {listed})"
-                    )
-                raw = tar.extractfile(members[0]).read()
+                # read as a stream and stop at the first match: a photo-z tarball can be
+                # hundreds of MB of other members (templates, HDF5 P(z))
+                for member in tar:
+                    seen.append(member.name)
+                    if member.isfile() and fnmatch.fnmatch(Path(member.name).name, self.member):
+                        raw = tar.extractfile(member).read()
+                        break
+            if raw is None:
+                listed = ", ".join(seen[:6])
+                raise HizkitError(
+                    f"{self.path}: no member matching {self.member} (it holds {listed})"
+                )
             self.hdul = fits.open(io.BytesIO(raw))
             len(self.hdul)
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            reason = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__
             raise HizkitError(
-                f"{self.path}: not a readable tarball of FITS tables ({exc})"
+                f"{self.path}: not a readable tarball of FITS tables ({reason})"
             ) from None
         return self.hdul
 

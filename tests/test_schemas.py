@@ -210,6 +210,18 @@ def test_a_layout_file_that_lacks_a_key_is_one_line(tmp_path, monkeypatch):
         loader.load_layout("mine")
 
 
+def test_broken_photoz_tarball_is_one_line(dirs, tmp_path):
+    d = tmp_path / "dja_broken"
+    d.mkdir()
+    for p in (dirs / "dja").iterdir():
+        (d / p.name).write_bytes(
+            p.read_bytes()[:300] if p.name.endswith(".tar.gz") else p.read_bytes()
+        )
+    with pytest.raises(hizkit.HizkitError, match=r"photoz\.tar\.gz: not a readable tarball") as err:
+        JadesSource().load_catalog(str(d))
+    assert "\n" not in str(err.value)
+
+
 def test_bunit_parsing():
     assert loader.flux_unit_to_njy("10.0*nanoJansky") == 10.0
     assert loader.flux_unit_to_njy("nJy") == 1.0
