@@ -61,7 +61,7 @@ def test_catalog_fluxes_in_njy_match_the_dataset(written):
 
 def test_plots_written(written):
     out, _ = written
-    for name in ("colour_colour.png", "redshift_histogram.png"):
+    for name in ("colour_colour.png", "subpopulations.png", "redshift_histogram.png"):
         assert (out / name).stat().st_size > 5000
 
 

@@ -7,9 +7,12 @@ and the multi-extension catalog ``hlsp_jades_jwst_nircam_goods-s-deep_photometry
 catalog.fits`` with FILTERS, FLAG, SIZE, CIRC, KRON and PHOTOZ extensions (fluxes in nJy,
 upper-case band names), plus a TRUTH extension (true redshift, class, kind, bimodal).
 
-Where the simulator measures less than JADES does, the file says so in its headers:
-CIRC holds only CIRC2 (0.15" radius, PSF-matched to F444W, point-source corrected) and
-KRON holds a fixed 0.35" radius circular aperture (the simulator draws no Kron ellipses).
+CIRC holds the release's six circular apertures (CIRC1-6, radii 0.10-0.50", measured on
+images PSF-matched to F444W with its point-source correction; CIRC2 is the catalog's own
+photometry). Where the simulator measures less than JADES does, the file says so in its
+headers: KRON holds a fixed 0.35" radius circular aperture (no Kron ellipses). ERR holds
+the per-pixel rms of the drizzle-correlated noise, so, as in real mosaics, it
+under-states the noise in an aperture; the catalog errors are the true aperture errors.
 PHOTOZ carries the simulator's own template fit under the EAZY_ column names.
 """
 
@@ -25,6 +28,7 @@ from astropy.wcs import WCS
 from hizkit import Dataset, HizkitError, progress
 from hizkit.atomic import new_directory
 from hizkit.plugins.mock import images
+from hizkit.plugins.mock.population import KINDS
 
 PREFIX = "hlsp_jades_jwst_nircam_goods-s-deep"
 NJY_PER_MJYSR = 21.154  # at 0.03"/px: 1 MJy/sr = 21.154 nJy per pixel
@@ -36,6 +40,8 @@ def mosaic_name(band: str) -> str:
 
 
 CATALOG_NAME = f"{PREFIX}_photometry_v2.0_catalog.fits"
+#: radii (arcsec) of the JADES v2.0 CIRC apertures (data-formats.md)
+CIRC_RADII = {1: 0.10, 2: 0.15, 3: 0.25, 4: 0.30, 5: 0.35, 6: 0.50}
 
 
 def _wcs(shape: tuple[int, int], ra: float, dec: float) -> WCS:
@@ -65,6 +71,9 @@ def write(data: Dataset, out: Path) -> list[Path]:
     sigma = images.pixel_noise_from_catalog(
         np.column_stack([cat[f"fluxerr_{band}"].to_numpy(float) for band in data.bands]), s
     )
+    # a catalog error is NaN where a coverage gap cuts the aperture; the pixels that are
+    # covered still have noise: the nominal depth's (only gap pixels get ERR = 0)
+    sigma = np.where(np.isfinite(sigma), sigma, images.pixel_sigma()[None, :])
 
     written = []
     with new_directory(out) as tmp:
@@ -105,11 +114,24 @@ def write(data: Dataset, out: Path) -> list[Path]:
         size = Table({**base, "X": x + 1, "Y": y + 1})
         circ = Table(dict(base))
         kron = Table(dict(base))
-        for band in data.bands:
+        # every CIRC aperture of the release, each measured on the PSF-matched cutouts;
+        # CIRC2 is the catalog's own photometry
+        circs = {
+            k: images.measure(data.cutouts, sigma, radius=r)
+            for k, r in CIRC_RADII.items()
+            if k != 2
+        }
+        for b, band in enumerate(data.bands):
             B = band.upper()
             size[f"{B}_RHALF"] = cat[f"radius_{band}"].to_numpy(float)
-            circ[f"{B}_CIRC2"] = cat[f"flux_{band}"].to_numpy(float)
-            circ[f"{B}_CIRC2_e"] = cat[f"fluxerr_{band}"].to_numpy(float)
+            for k in CIRC_RADII:
+                if k == 2:
+                    flux = cat[f"flux_{band}"].to_numpy(float)
+                    err = cat[f"fluxerr_{band}"].to_numpy(float)
+                else:
+                    flux, err = circs[k]["flux"][:, b], circs[k]["err"][:, b]
+                circ[f"{B}_CIRC{k}"] = flux
+                circ[f"{B}_CIRC{k}_e"] = err
         kflux = images.measure(data.cutouts, sigma, radius=0.35)
         for b, band in enumerate(data.bands):
             kron[f"{band.upper()}_KRON"] = kflux["flux"][:, b]
@@ -143,7 +165,10 @@ def write(data: Dataset, out: Path) -> list[Path]:
             hdu = fits.BinTableHDU(table, name=name)
             hdus.append(hdu)
         hdul = fits.HDUList(hdus)
-        hdul["CIRC"].header["COMMENT"] = "CIRC2 only: r=0.15 arcsec, PSF-matched to F444W"
+        hdul["CIRC"].header["COMMENT"] = (
+            "CIRC1-6: r=0.10,0.15,0.25,0.30,0.35,0.50 arcsec, PSF-matched to F444W, "
+            "F444W point-source corrected; apertures are clipped at the cutout edge"
+        )
         hdul["KRON"].header["COMMENT"] = "fixed r=0.35 arcsec circular aperture, not Kron"
         hdul["PHOTOZ"].header["COMMENT"] = "hizkit mock template fit, not EAZY"
         for hdu in hdul[1:]:
@@ -156,7 +181,8 @@ def write(data: Dataset, out: Path) -> list[Path]:
 
 
 def plot(data: Dataset, out: Path) -> list[Path]:
-    """Colour-colour diagrams by class and the redshift histogram, as PNGs."""
+    """Colour-colour diagrams by class and by subpopulation (with the literature's
+    selection boxes) and the redshift histogram by subpopulation, as PNGs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,22 +222,96 @@ def plot(data: Dataset, out: Path) -> list[Path]:
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(p)
+    paths.append(_subpopulation_plot(plt, cat, mag, out))
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(cat["z"][cat["label"] != "brown_dwarf"], bins=np.arange(0, 15.5, 0.25), color="grey")
+    bins = np.arange(0, 15.5, 0.25)
+    galaxies = cat[cat["label"] != "brown_dwarf"]
+    kinds = [k for k in KINDS if k in set(galaxies["kind"])]
+    ax.hist(
+        [galaxies["z"][galaxies["kind"] == k] for k in kinds],
+        bins=bins,
+        stacked=True,
+        color=[KIND_COLOURS[k] for k in kinds],
+        label=kinds,
+    )
     if "bimodal" in cat:
         ax.hist(
-            cat["z"][cat["bimodal"]],
-            bins=np.arange(0, 15.5, 0.25),
-            color="tab:orange",
-            label="bimodal",
+            cat["z"][cat["bimodal"]], bins=bins, histtype="step", color="k", lw=1.5, label="bimodal"
         )
     ax.axvline(4, color="k", ls=":")
     ax.set_xlabel("true redshift")
     ax.set_ylabel("sources")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     p = out / "redshift_histogram.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(p)
     return paths
+
+
+#: one colour per subpopulation (population.KINDS)
+KIND_COLOURS = {
+    "starforming": "#9ecae1",
+    "dusty": "#3182bd",
+    "quiescent": "#08306b",
+    "highz_starforming": "#fc9272",
+    "highz_dusty": "#de2d26",
+    "highz_quiescent": "#67000d",
+    "little_red_dot": "#ff7f00",
+    "L_dwarf": "#a1d99b",
+    "T_dwarf": "#31a354",
+    "Y_dwarf": "#000000",
+}
+
+
+def _subpopulation_plot(plt, cat, mag: np.ndarray, out: Path) -> Path:
+    """Six colour-colour diagrams, every subpopulation in its own colour, with the
+    literature's selection boxes of :mod:`selection`."""
+    from matplotlib.patches import Rectangle
+
+    from hizkit.plugins.mock import selection as sel
+
+    def c(a, b):
+        return sel.colour(mag, a, b)
+
+    lo, hi = -1.5, 5.0
+    panels = [
+        (("F277W", "F444W"), ("F115W", "F277W"), [((1.0, lo), (hi, 0.0), "Hainline+24 BD")]),
+        (("F277W", "F444W"), ("F150W", "F200W"), [((0.7, lo), (hi, 0.8), "LRD red 2*")]),
+        (("F200W", "F356W"), ("F115W", "F150W"), [((1.0, lo), (hi, 0.8), "LRD red 1*")]),
+    ]
+    for name, (a, b, red) in sel.DROPOUTS.items():
+        panels.append(((b, red), (a, b), [((lo, sel.BREAK), (sel.FLAT, hi), name)]))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
+    kinds = [k for k in KINDS if k in set(cat["kind"])]
+    for ax, (xc, yc, boxes) in zip(axes.ravel(), panels):
+        x, y = c(*xc), c(*yc)
+        for k in kinds:
+            m = (cat["kind"] == k).to_numpy()
+            big = k.endswith("dwarf") or k in ("little_red_dot", "highz_quiescent", "highz_dusty")
+            ax.scatter(
+                x[m],
+                y[m],
+                s=14 if big else 4,
+                alpha=0.7,
+                c=KIND_COLOURS[k],
+                label=f"{k} ({m.sum()})",
+            )
+        for (x0, y0), (x1, y1), label in boxes:
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="k", ls="--", lw=1.2))
+            ax.text(x0 + 0.05, y1 - 0.3 if y1 < hi else hi - 0.4, label, fontsize=8)
+        ax.set_xlabel(f"{xc[0]} - {xc[1]}")
+        ax.set_ylabel(f"{yc[0]} - {yc[1]}")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(
+        "simulated survey by subpopulation, with literature selections (dashed; *red 1/2 "
+        "take a third colour, see hizkit.plugins.mock.selection); 1-sigma limits"
+    )
+    fig.tight_layout()
+    p = out / "subpopulations.png"
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    return p

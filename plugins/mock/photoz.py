@@ -61,6 +61,23 @@ def fit(
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
+def _profile(chi2: np.ndarray, zgrid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum of chi2 (N, M) over templates at each redshift: the grid is blocks of
+    N_SHAPES shapes, each over its branch's redshift grid (see :func:`template_grid`)."""
+    zs, parts, start = [], [], 0
+    while start < zgrid.size:
+        z0 = zgrid[start]
+        stop = start + 1
+        while stop < zgrid.size and zgrid[stop] != z0:
+            stop += 1
+        nz = stop - start  # one shape's redshift grid
+        block = N_SHAPES * nz
+        parts.append(chi2[:, start : start + block].reshape(len(chi2), N_SHAPES, nz).min(axis=1))
+        zs.append(zgrid[start:stop])
+        start += block
+    return np.concatenate(zs), np.concatenate(parts, axis=1)
+
+
 def _fit(flux, err, delta_chi2, chi2_ok, separation):
     models, zgrid = template_grid()
     ok = np.isfinite(flux) & np.isfinite(err) & (err > 0)
@@ -71,9 +88,8 @@ def _fit(flux, err, delta_chi2, chi2_ok, separation):
     den = w @ (models**2).T
     amp = np.clip(num / np.maximum(den, 1e-300), 0, None)
     chi2 = (f**2 * w).sum(axis=1, keepdims=True) - 2 * amp * num + amp**2 * den
-    zu, inv = np.unique(zgrid, return_inverse=True)
-    profile = np.full((len(flux), zu.size), np.inf)  # chi2(z), best template at each z
-    np.minimum.at(profile.T, inv, chi2.T)
+    # chi2(z): the best template at each z (each branch is shapes x its own z grid)
+    zu, profile = _profile(chi2, zgrid)
     zlow = zu < 4.0
     i_low = np.argmin(np.where(zlow, profile, np.inf), axis=1)
     i_high = np.argmin(np.where(zlow, np.inf, profile), axis=1)

@@ -292,7 +292,10 @@ def highz_seds(rng, z: np.ndarray, kind: np.ndarray, mag: np.ndarray | None = No
         k = np.flatnonzero(lrd)
         m = k.size
         agn = sps.choose_agn(
-            lib, _pick(rng, [-2.0, -1.5, -1.0], None, m), _log_uniform(rng, 300, 1200, m)
+            lib,
+            _pick(rng, [-2.0, -1.5, -1.0], None, m),
+            _log_uniform(rng, 300, 1200, m),
+            _pick(rng, [1.0, 1.8, 3.0], [0.3, 0.4, 0.3], m),
         )
         av_agn = np.clip(rng.normal(1.6, 0.4, m), 1.0, 3.0)
         agn_sed = _sed(z[k], agn, av_agn, (rng.random(m) < 0.5).astype(int), line_dust=1.0)
@@ -343,7 +346,9 @@ def draw_highz(rng, n: int, faint: float = 30.6) -> Sources:
       2025; Greene et al. 2024, ApJ 964, 39; Kocevski et al. 2024; Kokorev et al. 2024,
       ApJ 968, 38: ~0.4 arcmin^-2, r_e < 130 pc, A_V ~ 1.6). Modelled as a reddened
       accretion-disc power law (f_lambda ~ lambda^-2..-1, A_V ~ N(1.6, 0.4) in 1-3,
-      Calzetti or SMC) with broad H-alpha (rest EW 300-1200 A) and H-beta, plus a young,
+      Calzetti or SMC) with broad H-alpha (rest EW 300-1200 A) and H-beta, a Balmer
+      break of f_nu ratio 1 (30 %), 1.8 (40 %) or 3 (30 %) at 3646 A from dense gas
+      around the black hole (Setton et al. 2024; de Graaff et al. 2025), plus a young,
       nearly dust-free host (or scattered AGN light) whose f_nu at 1500 A is 5-30 % of
       the AGN's at 5500 A: a blue UV and a red optical continuum. Point-like
       (r_e 0.005-0.02", i.e. < 130 pc at z > 4), F444W 24.5-28.5.

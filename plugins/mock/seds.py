@@ -270,7 +270,9 @@ def sed_photometry(p: SEDParams, filters: FilterSet | None = None, chunk: int = 
         gas = 10 ** (
             -0.4 * (q.av * q.line_dust)[:, None] * dust_a(lib.line_wave / 1e4, q.curve[:, None])
         )
-        line_igm = madau_igm(line_obs * (1 + 1e-3), q.z[:, None])
+        line_igm = np.ones_like(line_obs)
+        uv = lib.line_wave < 1300.0  # redwards the IGM (damping wing included) is clear
+        line_igm[:, uv] = madau_igm(line_obs[:, uv] * (1 + 1e-3), q.z[:, None])
         # Lyman alpha: the blue half of the line is scattered by the IGM, the red half meets
         # the damping wing a few hundred km/s from line centre (taken at +300 km/s)
         line_igm[:, lya] *= 0.5

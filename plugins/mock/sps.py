@@ -19,7 +19,8 @@ parameter, integrated over the SSP grid:
   ``t_quench`` are post-starbursts, long ones quiescent galaxies (Carnall et al. 2023,
   Nature 619, 716; 2024, MNRAS 534, 325);
 - ``agn``: a power-law continuum (f_lambda ~ lambda^-1.5, the quasar composite of
-  Vanden Berk et al. 2001) with broad Balmer lines, for the little red dots.
+  Vanden Berk et al. 2001) with broad Balmer lines and optionally a Balmer break, for
+  the little red dots.
 
 Each template stores its rest-frame spectrum F = f_lambda * lambda^2 (proportional to
 f_nu) on a log-spaced wavelength grid, flux-conserving rebinned, with ionising photons
@@ -74,6 +75,7 @@ T_QUENCH = np.array([0.03, 0.06, 0.12, 0.25, 0.5, 1.0, 2.0])  # Gyr since the SF
 QUENCH_Z = np.array([0.4, 1.0])
 AGN_BETAS = np.array([-2.0, -1.5, -1.0])  # f_lambda slope of the accretion-disc continuum
 AGN_EW_HALPHA = np.array([300.0, 600.0, 1200.0])  # broad H-alpha rest EW (A)
+AGN_BREAKS = np.array([1.0, 1.8, 3.0])  # f_nu ratio across the Balmer limit
 #: lines kept (the strongest of the Cloudy list, plus the broad AGN lines)
 MIN_LINE_FRACTION = 0.01  # of H-beta, in some template
 
@@ -87,7 +89,7 @@ class Library:
     line_lum: np.ndarray  # (T, L) same units as flux * A / A^2 (see seds.sed_photometry)
     family: np.ndarray  # (T,) index into FAMILIES
     age: np.ndarray  # Gyr since star formation began (0 for agn)
-    tau: np.ndarray  # Gyr (delayed part)
+    tau: np.ndarray  # Gyr (delayed part); agn: Balmer-break strength
     metallicity: np.ndarray
     logu: np.ndarray
     extra: np.ndarray  # burst fraction, t_quench (Gyr), or AGN slope
@@ -272,7 +274,7 @@ def build_library() -> Library:
         k: np.concatenate([np.broadcast_to(m[k], m["age"].shape) for m in meta]) for k in meta[0]
     }
 
-    agn_flux, agn_lines, agn_beta, agn_ew = _agn_templates(line_wave)
+    agn_flux, agn_lines, agn_beta, agn_ew, agn_break = _agn_templates(line_wave)
     n_agn = len(agn_flux)
     to_f = REST_WAVE**2  # f_lambda -> f_lambda lambda^2 (proportional to f_nu)
     flux_all = np.concatenate([flux * to_f, agn_flux])
@@ -287,7 +289,7 @@ def build_library() -> Library:
         line_lum=lum,
         family=np.concatenate([cat["family"], np.full(n_agn, FAMILIES.index("agn"))]).astype(int),
         age=np.concatenate([cat["age"], np.zeros(n_agn)]),
-        tau=np.concatenate([cat["tau"], np.zeros(n_agn)]),
+        tau=np.concatenate([cat["tau"], agn_break]),
         metallicity=np.concatenate([cat["met"], np.zeros(n_agn)]),
         logu=np.concatenate([cat["logu"], np.zeros(n_agn)]),
         extra=np.concatenate([cat["extra"], agn_beta]),
@@ -300,16 +302,22 @@ def build_library() -> Library:
 def _agn_templates(line_wave: np.ndarray):
     """Power-law accretion-disc continua with broad Balmer lines: H-alpha of rest EW
     ``AGN_EW_HALPHA``, H-beta and H-gamma at case-B ratios (2.86, 6.1), Paschen-beta at
-    0.057 of H-alpha. Dust (per source) reddens them into the observed steep decrements."""
-    betas, ews = (x.ravel() for x in np.meshgrid(AGN_BETAS, AGN_EW_HALPHA, indexing="ij"))
-    flux = (REST_WAVE[None, :] / 5500.0) ** betas[:, None] * REST_WAVE**2
+    0.057 of H-alpha. Dust (per source) reddens them into the observed steep decrements.
+    A Balmer break of f_nu ratio ``AGN_BREAKS`` at the Balmer limit (3646 A), as dense
+    gas around the black hole imprints on many little red dots (Setton et al. 2024;
+    de Graaff et al. 2025; Naidu et al. 2025; Inayoshi & Maiolino 2025)."""
+    g = np.meshgrid(AGN_BETAS, AGN_EW_HALPHA, AGN_BREAKS, indexing="ij")
+    betas, ews, breaks = (x.ravel() for x in g)
+    step = 1 / (1 + np.exp(-(REST_WAVE - 3646.0) / 30.0))  # 0 blueward, 1 redward
+    depth = 1 / breaks[:, None] + (1 - 1 / breaks[:, None]) * step[None, :]
+    flux = (REST_WAVE[None, :] / 5500.0) ** betas[:, None] * REST_WAVE**2 * depth
     lum = np.zeros((betas.size, line_wave.size))
     f_halpha = ews * (6562.8 / 5500.0) ** betas  # EW x f_lambda of the continuum
     for wave, ratio in ((6562.8, 1.0), (4861.3, 1 / 2.86), (4340.5, 1 / 6.1), (12818.1, 0.057)):
         k = int(np.argmin(np.abs(line_wave - wave)))
         if abs(line_wave[k] - wave) < 3:
             lum[:, k] = f_halpha * ratio * line_wave[k]
-    return flux, lum, betas, ews
+    return flux, lum, betas, ews, breaks
 
 
 def uv_slope(flux: np.ndarray) -> np.ndarray:
@@ -421,9 +429,14 @@ def choose(
     return fam[np.argmin(cost, axis=1)]
 
 
-def choose_agn(lib: Library, beta: np.ndarray, ew: np.ndarray) -> np.ndarray:
+def choose_agn(
+    lib: Library, beta: np.ndarray, ew: np.ndarray, balmer_break: np.ndarray
+) -> np.ndarray:
+    """AGN template nearest to the continuum slope, H-alpha EW and Balmer break."""
     fam = np.flatnonzero(lib.family == FAMILIES.index("agn"))
-    cost = (lib.extra[fam][None, :] - beta[:, None]) ** 2 + (
-        np.log(lib.ew_lines[fam])[None, :] - np.log(ew)[:, None]
-    ) ** 2
+    cost = (
+        (lib.extra[fam][None, :] - beta[:, None]) ** 2
+        + (np.log(lib.ew_lines[fam])[None, :] - np.log(ew)[:, None]) ** 2
+        + (np.log(lib.tau[fam])[None, :] - np.log(balmer_break)[:, None]) ** 2
+    )
     return fam[np.argmin(cost, axis=1)]
