@@ -102,3 +102,17 @@ def test_hog_of_a_dropout_differs_in_the_dropped_bands_only():
     per = feats.shape[1] // 7
     diff = np.abs(feats[0] - feats[1]).reshape(7, per).sum(axis=1)
     assert diff[:2].min() > 10 * max(diff[2:].max(), 1e-9)
+
+
+def test_segment_in_worker_processes_equals_serial(small_mock):
+    """Large batches are segmented in worker processes; the masks must not change."""
+    from hizkit.plugins.segment import PARALLEL_PIECE, Segment
+
+    n = 2 * PARALLEL_PIECE + 17
+    idx = np.arange(n) % len(small_mock)
+    data = small_mock.subset(idx)
+    data = data.replace(catalog=data.catalog.assign(id=np.arange(n)))
+    serial = Segment(jobs=1).central_segments(data)
+    parallel = Segment(jobs=2).central_segments(data)
+    np.testing.assert_array_equal(serial, parallel)
+    assert serial.any()
