@@ -134,3 +134,13 @@ def test_noise_is_drizzle_correlated_and_err_maps_understate_aperture_errors():
     mask, _, factor = images.aperture_terms(32)
     naive = np.sqrt((mask**2).sum())
     assert np.all(factor[4:] / naive > 1.6) and np.all(factor[:4] / naive > 1.05)
+
+
+def test_depth_varies_across_the_field_in_every_band_together():
+    from hizkit.plugins.mock import images
+
+    sigma = images.local_sigma(np.random.default_rng(1), 4000, 0.15)
+    dm = 2.5 * np.log10(sigma / images.pixel_sigma())
+    np.testing.assert_allclose(dm.std(axis=0), 0.15, rtol=0.1)
+    r = np.corrcoef(dm[:, 0], dm[:, 6])[0, 1]
+    assert abs(r - images.DEPTH_SHARED) < 0.08

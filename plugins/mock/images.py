@@ -4,7 +4,8 @@ Sersic galaxies and point sources are drawn on a 2x oversampled grid, convolved 
 Fourier space with each band's PSF (GalSim's obscured Airy pattern for a 6.5 m aperture,
 broadened by a Gaussian so that its FWHM matches the measured NIRCam value), integrated
 over pixels, and given drizzle-correlated noise (:func:`noise_kernels`) at
-JADES-Deep-like depths that vary from source to source. Neighbours from the field
+JADES-Deep-like depths that vary across the field, all bands together in part
+(:func:`local_sigma`). Neighbours from the field
 population share the cutouts, and some sources lose part or all of a band to missing
 coverage (NaN).
 """
@@ -118,6 +119,22 @@ def pixel_sigma(depth: np.ndarray = DEPTH_5SIG) -> np.ndarray:
         for b in range(7)
     ]
     return 10 ** (-0.4 * (depth - 31.4)) / 5 / np.array(corr)
+
+
+#: share of the depth variance common to all bands at a position: NIRCam exposes its
+#: short- and long-wavelength channels at once, so exposure-time differences across a
+#: mosaic move every band together; the rest (band-specific dithers, masking, background)
+#: is per band
+DEPTH_SHARED = 0.65
+
+
+def local_sigma(rng, n: int, depth_scatter: float) -> np.ndarray:
+    """Per-pixel noise (N, 7) at N positions of the mosaic: the nominal depth moved by
+    ``depth_scatter`` mag rms per band, a share DEPTH_SHARED of its variance common to
+    the seven bands."""
+    shared = rng.normal(0, depth_scatter * np.sqrt(DEPTH_SHARED), (n, 1))
+    own = rng.normal(0, depth_scatter * np.sqrt(1 - DEPTH_SHARED), (n, 7))
+    return pixel_sigma() * 10 ** (0.4 * (shared + own))
 
 
 def _kernel_ft(kernel: np.ndarray, size: int) -> np.ndarray:
@@ -402,7 +419,7 @@ def render_cutouts(
     half = grid.padded * grid.fine_scale / 2
     offsets = rng.uniform(-0.5, 0.5, (n, 2)) * PIXEL
     n_nb = rng.poisson(neighbour_rate, n)
-    sigma = pixel_sigma() * 10 ** (0.4 * rng.normal(0, depth_scatter, (n, 7)))
+    sigma = local_sigma(rng, n, depth_scatter)
     out = np.empty((n, 7, size, size), dtype=np.float32)
     used = 0
     for start in progress.track(range(0, n, chunk), "rendering cutouts"):

@@ -305,12 +305,13 @@ def _subpopulation_plot(plt, cat, mag: np.ndarray, out: Path) -> Path:
         ax.set_ylabel(f"{yc[0]} - {yc[1]}")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9, markerscale=2)
     fig.suptitle(
         "simulated survey by subpopulation, with literature selections (dashed; *red 1/2 "
         "take a third colour, see hizkit.plugins.mock.selection); 1-sigma limits"
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     p = out / "subpopulations.png"
     fig.savefig(p, dpi=100)
     plt.close(fig)

@@ -34,7 +34,7 @@ def cache_dir() -> Path:
 
 def _catalog_noise(rng, n: int, depth_scatter: float) -> np.ndarray:
     """Per-pixel noise per source and band (depth varies across a mosaic)."""
-    return images.pixel_sigma() * 10 ** (0.4 * rng.normal(0, depth_scatter, (n, 7)))
+    return images.local_sigma(rng, n, depth_scatter)
 
 
 def _analytic_photometry(rng, src: Sources, size: int, sigma: np.ndarray) -> dict[str, np.ndarray]:
