@@ -7,8 +7,9 @@ in the poster's discussion (F200W the most important, F090W and F115W the least)
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from hizkit import progress
 from hizkit.atomic import new_directory
 from hizkit.bench import BenchConfig, run_benchmark
 from hizkit.dataset import Dataset
+from hizkit.errors import HizkitError
 from hizkit.registry import Registry, get_registry
 
 
@@ -29,6 +31,9 @@ def select_bands(data: Dataset, bands: tuple[str, ...]) -> Dataset:
 @dataclass
 class AblationResult:
     table: pd.DataFrame  # variant, bands, classifier, accuracy mean/std, drop
+    #: classifier label -> variants it could not run (it names a band left out); those
+    #: rows are blank (NaN)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
 
     def ranking(self, label: str) -> list[tuple[str, float]]:
         t = self.table[
@@ -51,11 +56,17 @@ def run_ablation(
 ) -> AblationResult:
     registry = registry or get_registry()
     rows = []
+    skipped: dict[str, list[str]] = {}
     for name, bands in progress.track(variants(data.bands), "ablation variants"):
         progress.log(f"ablation: {name}")
-        result = run_benchmark(select_bands(data, bands), config, registry)
-        for label, stats in result.summary().items():
-            mean, std = stats["accuracy"]
+        left_out = [b for b in data.bands if b not in bands]
+        summary = _variant_summary(select_bands(data, bands), config, registry, left_out)
+        for label, stats in summary.items():
+            if stats is None:
+                skipped.setdefault(label, []).append(name)
+                progress.log(f"ablation: {label} cannot run {name}: it needs a band left out")
+                stats = {}
+            mean, std = stats.get("accuracy", (np.nan, np.nan))
             bal, bal_std = stats.get("balanced_accuracy", (np.nan, np.nan))
             rows.append(
                 {
@@ -71,7 +82,43 @@ def run_ablation(
     table = pd.DataFrame(rows)
     full = table[table["variant"] == "all bands"].set_index("classifier")["accuracy"]
     table["drop"] = full.reindex(table["classifier"]).to_numpy() - table["accuracy"]
-    return AblationResult(table)
+    n_reduced = len(variants(data.bands)) - 1
+    if n_reduced and all(len(skipped.get(s.label, [])) == n_reduced for s in config.classifiers):
+        labels = ", ".join(s.label for s in config.classifiers)
+        raise HizkitError(
+            f"nothing to ablate: {labels} cannot run with any band left out (each names "
+            "particular bands); ablate classifiers that learn from the bands they are given, "
+            "e.g. xgb, logistic, rf or cnn"
+        )
+    return AblationResult(table, skipped)
+
+
+def _names_band(exc: BaseException, bands: list[str]) -> bool:
+    text = str(exc)
+    return any(b in text for b in bands)
+
+
+def _variant_summary(
+    data: Dataset, config: BenchConfig, registry: Registry, left_out: list[str]
+) -> dict[str, dict | None]:
+    """Each label's summary on one band subset; ``None`` for a classifier that fails
+    because it names a band left out (the colour cuts need F090W, F115W, ...). Any other
+    failure is raised."""
+    try:
+        return dict(run_benchmark(data, config, registry).summary())
+    except Exception as exc:
+        if not left_out or not _names_band(exc, left_out):
+            raise
+    out: dict[str, dict | None] = {}
+    for spec in config.classifiers:  # find which classifier it was; keep the others
+        try:
+            one = dataclasses.replace(config, classifiers=[spec])
+            out.update(run_benchmark(data, one, registry).summary())
+        except Exception as exc:
+            if not _names_band(exc, left_out):
+                raise
+            out[spec.label] = None
+    return out
 
 
 def write_ablation(result: AblationResult, out: Path) -> Path:

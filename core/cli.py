@@ -55,12 +55,16 @@ def _setup(args: argparse.Namespace, evaluators: str | None, default_base: str):
         seed=args.seed,
     )
     registry = get_registry()
-    registry.info("data_source", data_spec.source)
+    source_cls = registry.get("data_source", data_spec.source)
+    cfg.check_param_types("data source", source_cls, data_spec.params, "[data]")
     for spec in config.classifiers:
         registry.info("classifier", spec.plugin)
     for name in config.evaluators or []:
         registry.info("evaluator", name)
-    out = Path(args.out) if args.out else report.default_run_dir(default_base)
+    cfg.check_plugins(doc, config, registry)
+    # [bench] out names a bench run directory; train and ablate write something else
+    given = args.out or (cfg.bench_out(doc) if args.command == "bench" else None)
+    out = Path(given) if given else report.default_run_dir(default_base)
     report.check_new_dir(out)
     check_writable(out)
     return data_spec, config, registry, out
@@ -74,6 +78,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with progress.live():
         progress.log(f"loading data: {data_spec.source}")
         dataset = _load_data(data_spec)
+    _check_classes(dataset)
     result = run_benchmark(dataset, config, registry)
     models = None
     if args.save_models:
@@ -86,17 +91,50 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setting(args: argparse.Namespace, doc: dict, table: str, key: str, default, kind=int):
-    """A flag, else the config table's key, else the default; a bad value is one line."""
+def _check_classes(dataset) -> None:
+    """A comparison needs labelled sources of at least two classes: with one, every
+    classifier scores 100 % and the numbers mean nothing."""
+    labels = dataset.catalog.get("label")
+    counts = labels.value_counts() if labels is not None else {}
+    if len(counts) < 2:
+        found = ", ".join(f"{c}: {n}" for c, n in dict(counts).items()) or "none"
+        raise HizkitError(
+            f"the data has labelled sources of {len(counts)} class(es) ({found}); comparing "
+            "classifiers needs at least two (accuracy on one class is meaningless)"
+        )
+
+
+def _setting(
+    args: argparse.Namespace,
+    doc: dict,
+    table: str,
+    key: str,
+    default,
+    kind=int,
+    low: float | None = None,
+    high: float | None = None,
+):
+    """A flag, else the config table's key, else the default; a bad value is one line.
+    ``low``/``high`` bound it (inclusive for whole numbers, exclusive for fractions)."""
     value = getattr(args, key)
     if value is None:
         value = doc.get(table, {}).get(key, default)
     try:
         if isinstance(value, bool) or kind(value) != value:
             raise ValueError
-        return kind(value)
+        value = kind(value)
     except (TypeError, ValueError):
         raise HizkitError(f"[{table}] {key} must be a {kind.__name__}, got {value!r}") from None
+    strict = kind is float
+    too_low = low is not None and (value <= low if strict else value < low)
+    too_high = high is not None and (value >= high if strict else value > high)
+    if too_low or too_high or (kind is float and not np.isfinite(value)):
+        if kind is float:
+            bounds = f"lie between {low} and {high} (exclusive)"
+        else:
+            bounds = f"be at least {low}"
+        raise HizkitError(f"[{table}] {key} (--{key.replace('_', '-')}) must {bounds}, got {value}")
+    return value
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -104,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     data_spec, config, registry, out = _setup(args, "classification", "hizkit-models")
     doc = _read_config(args)
-    valid = _setting(args, doc, "train", "valid_fraction", 0.2, float)
+    valid = _setting(args, doc, "train", "valid_fraction", 0.2, float, 0.0, 1.0)
     with progress.live():
         progress.log(f"loading data: {data_spec.source}")
         dataset = _load_data(data_spec)
@@ -135,8 +173,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hizkit.registry import get_registry
 
     doc = _read_config(args)
-    chunk_size = _setting(args, doc, "predict", "chunk_size", 1024)
-    top = _setting(args, doc, "predict", "top", 25)
+    chunk_size = _setting(args, doc, "predict", "chunk_size", 1024, int, 1)
+    top = _setting(args, doc, "predict", "top", 25, int, 0)
     data_spec, _ = cfg.build(doc, data=args.data, classifiers="prior")
     if not args.data and "data" not in doc:
         raise HizkitError("say which field to classify: --data NAME[:LOCATION], e.g. jades:DIR")
@@ -205,8 +243,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: file types `hizkit show` can write (matplotlib's raster and vector formats)
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """Poster Figure 2: cutouts in every band before and after preprocessing."""
+    import pandas as pd
+
     from hizkit import config as cfg
     from hizkit.figures import preprocessing_figure
     from hizkit.registry import get_registry
@@ -214,28 +258,47 @@ def cmd_show(args: argparse.Namespace) -> int:
     doc = cfg.read_toml(args.config) if args.config else {}
     data_spec, config = cfg.build(doc, data=args.data, classifiers="prior")
     out = Path(args.out)
+    if out.suffix.lower() not in FIGURE_SUFFIXES:
+        raise HizkitError(
+            f"--out {out}: a figure file must end in {', '.join(FIGURE_SUFFIXES)}, "
+            f"not {out.suffix or '(no suffix)'!r}"
+        )
     refuse_existing(out)
+    check_writable(out)
+    wanted = None
+    if args.ids is not None:
+        try:
+            wanted = [int(i) for i in cfg._as_list(args.ids, "--ids")]
+        except ValueError:
+            raise HizkitError(
+                f"--ids takes whole-number source ids (ID,ID), got {args.ids!r}"
+            ) from None
     registry = get_registry()
+    source_cls = registry.get("data_source", data_spec.source)
+    cfg.check_param_types("data source", source_cls, data_spec.params, "[data]")
+    cfg.check_plugins(doc, config, registry)
     steps = [
         registry.create("preprocessor", n, **config.preprocessor_params.get(n, {}))
-        for n in args.steps.split(",")
+        for n in cfg._as_list(args.steps, "--steps")
     ]
     with progress.live():
         dataset = _load_data(data_spec)
     cat = dataset.catalog
-    if args.ids:
-        wanted = [int(i) for i in args.ids.split(",")]
+    if wanted is not None:
         missing = sorted(set(wanted) - set(cat["id"]))
         if missing:
             raise HizkitError(f"no source with id {missing} in the dataset")
         index = [int(np.flatnonzero(cat["id"].to_numpy() == i)[0]) for i in wanted]
     else:  # the brightest low-z and high-z sources, as the poster shows
         order = np.argsort(-cat.get("snr_det", cat.index.to_series()).to_numpy())
+        labels = cat["label"] if "label" in cat else pd.Series("", index=cat.index)
         index = [
-            int(next(i for i in order if cat["label"].iloc[i] == c))
+            int(next(i for i in order if labels.iloc[i] == c))
             for c in ("lowz", "highz")
-            if (cat["label"] == c).any()
+            if (labels == c).any()
         ]
+    if not index:
+        raise HizkitError("no labelled low-z or high-z source to show; name some with --ids")
     part = dataset.subset(index)
     after = part
     for step in steps:
@@ -251,8 +314,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     data_spec, config, registry, out = _setup(args, "classification", "hizkit-ablations")
     with progress.live():
         dataset = _load_data(data_spec)
+        _check_classes(dataset)
         result = run_ablation(dataset, config, registry)
     path = write_ablation(result, out)
+    for label, names in result.skipped.items():
+        print(
+            f"hizkit: warning: {label} cannot run {', '.join(names)} (it needs a band left "
+            "out); those cells are blank",
+            file=sys.stderr,
+        )
     table = Table(title="band ablation: accuracy drop (percentage points)")
     table.add_column("variant")
     labels = list(result.table["classifier"].unique())
@@ -262,6 +332,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         cells = []
         for label in labels:
             r = rows[rows["classifier"] == label].iloc[0]
+            if not np.isfinite(r["accuracy"]):
+                cells.append("-")
+                continue
             cells.append(f"{100 * r['accuracy']:.1f} ({100 * r['drop']:+.1f})")
         table.add_row(variant, *cells)
     console.print(table)

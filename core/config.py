@@ -32,10 +32,12 @@ Command-line flags override the file.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomllib
 
 from hizkit.bench import BenchConfig, ClassifierSpec
@@ -68,9 +70,17 @@ class DataSpec:
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise HizkitError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise HizkitError(f"config file {path} is a directory, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise HizkitError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+        ) from None
+    except OSError as exc:
+        raise HizkitError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise HizkitError(f"config file {path} is not valid TOML: {exc}") from None
     unknown = set(doc) - SECTIONS
@@ -79,6 +89,19 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(SECTIONS))}"
         )
+    for name, value in doc.items():
+        if not isinstance(value, dict):
+            raise HizkitError(
+                f"config file {path}: [{name}] must be a table (a line '[{name}]' followed by "
+                f"its keys), got {name} = {value!r}"
+            )
+    for name in ("classifiers", "preprocessors", "evaluators"):
+        for key, value in doc.get(name, {}).items():
+            if not isinstance(value, dict):
+                raise HizkitError(
+                    f"config file {path}: [{name}.{key}] must be a table of parameters, "
+                    f"got {key} = {value!r}"
+                )
     for table, keys in TABLE_KEYS.items():
         bad = set(doc.get(table, {})) - keys
         if bad:
@@ -112,38 +135,179 @@ def build(
     seed: int | None = None,
 ) -> tuple[DataSpec, BenchConfig]:
     """Merge a parsed config document with command-line overrides."""
-    data_doc = dict(doc.get("data", {}))
-    source = data_doc.pop("source", "mock")
+    data_doc = dict(_table(doc, "data"))
+    source = _text(data_doc.pop("source", "mock"), "[data] source")
     location = data_doc.pop("location", None)
-    spec = DataSpec.parse(data, data_doc) if data else DataSpec(source, location, data_doc)
-    if data and spec.source != source:
+    if location is not None:
+        location = _text(location, "[data] location")
+    if data is not None:
+        spec = DataSpec.parse(data, data_doc)
+    else:
+        spec = DataSpec(source, location, data_doc)
+    if data is not None and spec.source != source:
         spec.params = {}  # the file's data options belong to another source
 
-    bench = doc.get("bench", {})
-    clf_sections: dict[str, dict[str, Any]] = doc.get("classifiers", {})
-    labels = _as_list(classifiers or bench.get("classifiers", "cnn,rf"), "classifiers")
+    bench = _table(doc, "bench")
+    clf_sections: dict[str, dict[str, Any]] = _table(doc, "classifiers")
+    given = classifiers if classifiers is not None else bench.get("classifiers", "cnn,rf")
+    labels = _as_list(given, "classifiers")
     specs = []
     for label in labels:
-        section = dict(clf_sections.get(label, {}))
-        plugin = section.pop("plugin", label)
+        section = dict(_table(clf_sections, label, f"classifiers.{label}"))
+        plugin = _text(section.pop("plugin", label), f"[classifiers.{label}] plugin")
         chain = section.pop("preprocessors", None)
         if chain is not None:
             chain = tuple(_as_list(chain, f"[classifiers.{label}] preprocessors")) if chain else ()
         specs.append(ClassifierSpec(label, plugin, section, chain))
 
-    ev = evaluators or bench.get("evaluators")
-    fractions = bench.get("fractions", (0.6, 0.2, 0.2))
-    try:
-        config = BenchConfig(
-            classifiers=specs,
-            evaluators=_as_list(ev, "evaluators") if ev else None,
-            runs=int(runs if runs is not None else bench.get("runs", 1)),
-            seed=int(seed if seed is not None else bench.get("seed", 0)),
-            fractions=tuple(float(f) for f in fractions),  # type: ignore[arg-type]
-            preprocessor_params=doc.get("preprocessors", {}),
-            evaluator_params=doc.get("evaluators", {}),
-        )
-    except (TypeError, ValueError) as exc:
-        raise HizkitError(f"bad [bench] value: {exc}") from None
+    ev = evaluators if evaluators is not None else bench.get("evaluators")
+    config = BenchConfig(
+        classifiers=specs,
+        evaluators=_as_list(ev, "evaluators") if ev is not None else None,
+        runs=_integer(runs if runs is not None else bench.get("runs", 1), "runs", 1),
+        seed=_integer(seed if seed is not None else bench.get("seed", 0), "seed", 0),
+        fractions=_fractions(bench.get("fractions", (0.6, 0.2, 0.2))),
+        preprocessor_params=_table(doc, "preprocessors"),
+        evaluator_params=_table(doc, "evaluators"),
+    )
     config.validate()
     return spec, config
+
+
+def _table(doc: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise HizkitError(f"[{name or key}] must be a table of settings, got {value!r}")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise HizkitError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _integer(value: Any, what: str, minimum: int) -> int:
+    """An integer setting: ``2.7`` or ``"2"`` is refused, not truncated or parsed."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise HizkitError(f"{what} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise HizkitError(f"--{what} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _fractions(value: Any) -> tuple[float, float, float]:
+    """``[bench] fractions``: train, validation and test, summing to 1; the benchmark
+    needs a training and a test part (``hizkit train`` makes its own split)."""
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and all(isinstance(f, int | float) and not isinstance(f, bool) for f in value)
+    )
+    if not ok or min(value) < 0 or abs(sum(value) - 1) > 1e-6:
+        raise HizkitError(
+            f"[bench] fractions must be three non-negative numbers (train, validation, test) "
+            f"summing to 1, got {value!r}"
+        )
+    if value[0] == 0 or value[2] == 0:
+        part = "training" if value[0] == 0 else "test"
+        raise HizkitError(
+            f"[bench] fractions {list(value)} leave no {part} part; the benchmark needs both"
+        )
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def bench_out(doc: dict[str, Any]) -> str | None:
+    """``[bench] out``: the run directory when ``--out`` is not given."""
+    out = _table(doc, "bench").get("out")
+    return None if out is None else _text(out, "[bench] out")
+
+
+def check_param_types(kind: str, cls: type, params: dict[str, Any], where: str) -> None:
+    """Refuse, before any work, a parameter whose value has the wrong type for the
+    plugin's ``__init__`` annotation (``epochs = "ten"``); unknown names are refused by
+    ``create``. Annotations other than plain int/float/str/bool/None/list/tuple/dict
+    unions are not checked."""
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return
+    for name, value in params.items():
+        param = sig.parameters.get(name)
+        if param is None or param.annotation is inspect.Parameter.empty:
+            continue
+        allowed = _allowed_types(param.annotation)
+        if allowed is None:
+            continue
+        wrong = isinstance(value, bool) and bool not in allowed
+        if wrong or not isinstance(value, allowed):
+            names = " or ".join(sorted({_TYPE_WORDS[t] for t in allowed}))
+            raise HizkitError(
+                f"{where}: {kind} '{cls.name}' parameter {name} must be {names}, got {value!r}"
+            )
+
+
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "None": (type(None),),
+    "list": (list, tuple),
+    "tuple": (list, tuple),
+    "dict": (dict,),
+}
+_TYPE_WORDS = {
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    type(None): "absent",
+    list: "a list",
+    tuple: "a list",
+    dict: "a table",
+}
+
+
+def _allowed_types(annotation: Any) -> tuple[type, ...] | None:
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    allowed: list[type] = []
+    for part in str(text).split("|"):
+        part = part.strip().split("[")[0]
+        if part not in _SIMPLE_TYPES:
+            return None
+        allowed += _SIMPLE_TYPES[part]
+    return tuple(allowed) or None
+
+
+def check_plugins(doc: dict[str, Any], config: BenchConfig, registry: Any) -> None:
+    """Every plugin name and parameter the configuration gives, checked against the
+    registry before any data is loaded: the classifiers (each created once, so an
+    unknown or wrongly typed parameter fails now, not after other classifiers trained),
+    their preprocessor chains, and every ``[preprocessors.X]``, ``[evaluators.X]`` and
+    ``[classifiers.X]`` section (a misspelt name is an error with a did-you-mean)."""
+    for spec in config.classifiers:
+        cls = registry.get("classifier", spec.plugin)
+        where = f"[classifiers.{spec.label}]"
+        check_param_types("classifier", cls, spec.params, where)
+        cls.create(**spec.params)
+        for name in spec.preprocessors or ():
+            registry.info("preprocessor", name)
+    for label, section in _table(doc, "classifiers").items():
+        if any(s.label == label for s in config.classifiers):
+            continue
+        plugin = section.get("plugin", label)
+        if not isinstance(plugin, str):
+            raise HizkitError(f"[classifiers.{label}] plugin must be a string, got {plugin!r}")
+        try:
+            registry.info("classifier", plugin)
+        except HizkitError as exc:
+            raise HizkitError(f"[classifiers.{label}]: {exc}") from None
+    for kind, table in (("preprocessor", "preprocessors"), ("evaluator", "evaluators")):
+        for name, params in _table(doc, table).items():
+            try:
+                cls = registry.get(kind, name)
+            except HizkitError as exc:
+                raise HizkitError(f"[{table}.{name}]: {exc}") from None
+            check_param_types(kind, cls, params, f"[{table}.{name}]")
+            cls.create(**params)
