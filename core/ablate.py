@@ -121,8 +121,24 @@ def _variant_summary(
     return out
 
 
-def write_ablation(result: AblationResult, out: Path) -> Path:
-    """ablation.csv, ablation.json and ablation.png in a new directory."""
+def write_ablation(result: AblationResult, out: Path, existing: str = "refuse") -> Path:
+    """ablation.csv, ablation.json and ablation.png in a new directory (``existing`` as
+    in :func:`hizkit.report.write_run`; a recovery directory if writing fails)."""
+    from hizkit.atomic import refuse_existing
+    from hizkit.report import keep_after_failure
+
+    if existing == "refuse":
+        refuse_existing(out)
+    target = new_directory(out, existing="sibling")
+    try:
+        with target as tmp:
+            _write_ablation_into(tmp, result)
+    except Exception as exc:
+        keep_after_failure(Path(out), exc, "ablation", lambda d: _write_ablation_into(d, result))
+    return target.path
+
+
+def _write_ablation_into(tmp: Path, result: AblationResult) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,38 +146,36 @@ def write_ablation(result: AblationResult, out: Path) -> Path:
 
     from hizkit.figures import save_atomically
 
-    with new_directory(out) as tmp:
-        t = result.table
-        t.to_csv(tmp / "ablation.csv", index=False)
-        (tmp / "ablation.json").write_text(
-            json.dumps(
-                {
-                    "variants": json.loads(t.to_json(orient="records")),
-                    "ranking": {c: result.ranking(c) for c in t["classifier"].unique()},
-                },
-                indent=2,
-            )
+    t = result.table
+    t.to_csv(tmp / "ablation.csv", index=False)
+    (tmp / "ablation.json").write_text(
+        json.dumps(
+            {
+                "variants": json.loads(t.to_json(orient="records")),
+                "ranking": {c: result.ranking(c) for c in t["classifier"].unique()},
+            },
+            indent=2,
         )
-        labels = list(t["classifier"].unique())
-        fig, ax = plt.subplots(figsize=(8, 4))
-        names = [v for v in t["variant"].unique() if v != "all bands"]
-        width = 0.8 / len(labels)
-        for k, label in enumerate(labels):
-            sub = t[t["classifier"] == label].set_index("variant").reindex(names)
-            ax.bar(
-                np.arange(len(names)) + k * width,
-                100 * sub["drop"],
-                width,
-                yerr=100 * sub["accuracy_std"],
-                label=label,
-            )
-        ax.set_xticks(
-            np.arange(len(names)) + 0.4 - width / 2, names, rotation=30, ha="right", fontsize=8
+    )
+    labels = list(t["classifier"].unique())
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = [v for v in t["variant"].unique() if v != "all bands"]
+    width = 0.8 / len(labels)
+    for k, label in enumerate(labels):
+        sub = t[t["classifier"] == label].set_index("variant").reindex(names)
+        ax.bar(
+            np.arange(len(names)) + k * width,
+            100 * sub["drop"],
+            width,
+            yerr=100 * sub["accuracy_std"],
+            label=label,
         )
-        ax.set_ylabel("accuracy drop vs all bands (points)")
-        ax.axhline(0, color="k", lw=0.5)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        save_atomically(fig, tmp / "ablation.png")
-        plt.close(fig)
-    return Path(out)
+    ax.set_xticks(
+        np.arange(len(names)) + 0.4 - width / 2, names, rotation=30, ha="right", fontsize=8
+    )
+    ax.set_ylabel("accuracy drop vs all bands (points)")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_atomically(fig, tmp / "ablation.png")
+    plt.close(fig)

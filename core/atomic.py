@@ -1,23 +1,42 @@
 """Writing outputs atomically: a reader sees all of a file or directory, or nothing.
 
 Both helpers build under a temporary name beside the target and rename into place at the
-end; on any error the temporary is removed. Existing targets are never overwritten.
+end; on any error the temporary is removed. Existing targets are never overwritten: a
+directory (or file) that appeared at the target while the work ran makes the finished
+output take the next free sibling name (``out-2``), announced on stderr, so that nothing
+finished is lost. Temporaries carry the writing process's id, and ones left by a killed
+process on this machine are removed the next time something is written beside them.
+Everything written follows the user's umask (``tempfile`` alone would make it private).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import errno
 import os
 import shutil
+import socket
+import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from hizkit.errors import HizkitError
 
+#: marks hizkit's temporaries: ``.<name>.<TAG>-<host>-<pid>.<random>``
+TAG = "hzk"
+#: longest part of a target name kept in a temporary's name
+_NAME_KEEP = 80
+
 
 def refuse_existing(path: Path) -> None:
-    if Path(path).exists():
+    try:
+        exists = Path(path).exists()
+    except OSError as exc:  # e.g. a name too long for the disk
+        raise HizkitError(f"{str(path)[:200]}: {exc.strerror or exc}") from None
+    if exists:
         raise HizkitError(f"{path} already exists; hizkit never overwrites it")
 
 
@@ -33,6 +52,8 @@ def check_writable(path: str | Path) -> None:
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():
+        raise HizkitError(f"cannot write {path}: {parent} is a file, not a directory")
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=".hizkit-write-test.")
     except OSError as exc:
@@ -41,19 +62,141 @@ def check_writable(path: str | Path) -> None:
     os.unlink(tmp)
 
 
-@contextlib.contextmanager
-def new_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory that becomes ``path`` when the block succeeds."""
-    path = Path(path)
-    refuse_existing(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+def umask() -> int:
+    """The process's umask (from /proc where it can be read without changing it)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path, directory: bool) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would have (``tempfile`` makes
+    files 0600 and directories 0700 whatever the umask)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+
+
+def _host() -> str:
+    return format(zlib.crc32(socket.gethostname().encode()) & 0xFFFF, "04x")
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name[:_NAME_KEEP]}.{TAG}-{_host()}-{os.getpid()}."
+
+
+def clean_stale(directory: Path) -> list[Path]:
+    """Remove hizkit temporaries in ``directory`` left by processes of this machine that
+    are no longer running (a kill during a write); returns what was removed."""
+    removed = []
+    marker = f".{TAG}-{_host()}-"
     try:
-        yield tmp
-        os.rename(tmp, path)  # atomic; fails if `path` appeared meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(".") or marker not in name:
+            continue
+        pid_text = name.split(marker, 1)[1].split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, under another user
+        return True
+    return True
+
+
+def _free_name(target: Path, n: int) -> Path:
+    return target if n == 1 else target.with_name(f"{target.name}-{n}")
+
+
+def _announce(target: Path, final: Path) -> None:
+    print(
+        f"hizkit: warning: {target} appeared while hizkit was working; the finished "
+        f"output is in {final} instead",
+        file=sys.stderr,
+    )
+
+
+def _rename_free(tmp: Path, target: Path) -> Path:
+    """Rename ``tmp`` to ``target``, or to the next free sibling name if ``target``
+    appeared meanwhile; returns the name used."""
+    for n in range(1, 10_000):
+        final = _free_name(target, n)
+        if final.exists() or final.is_symlink():
+            continue
+        try:
+            os.rename(tmp, final)  # atomic; an existing non-empty directory refuses it
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                continue
+            raise
+        if final != target:
+            _announce(target, final)
+        return final
+    raise HizkitError(f"no free name beside {target}")
+
+
+class new_directory:  # lower case: used like the function it was
+    """Yield a temporary directory that becomes ``path`` when the block succeeds.
+
+    If ``path`` appeared while the block ran (another run given the same ``--out``, two
+    runs with default names started in the same second), the finished directory takes
+    the next free sibling name and says so; :attr:`path` is the name it got. An existing
+    ``path`` is refused on entry, unless ``existing="sibling"`` (for a caller that checked
+    it before long work: then it appeared meanwhile, and the sibling rule applies).
+    """
+
+    def __init__(self, path: str | Path, existing: str = "refuse") -> None:
+        if existing not in ("refuse", "sibling"):
+            raise ValueError(f"existing must be 'refuse' or 'sibling', not {existing!r}")
+        self.existing = existing
+        self.target = Path(path)
+        self.path = self.target
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        if self.existing == "refuse":
+            refuse_existing(self.target)
+        parent = self.target.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(parent)
+        self.tmp = Path(tempfile.mkdtemp(prefix=_prefix(self.target), dir=parent))
+        follow_umask(self.tmp, directory=True)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self.tmp is not None
+        if exc_type is None:
+            try:
+                self.path = _rename_free(self.tmp, self.target)
+                return False
+            except BaseException:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
 
 
 @contextlib.contextmanager
@@ -61,15 +204,94 @@ def replace_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file name that replaces ``path`` when the block succeeds.
 
     For files hizkit owns (caches, files inside a new run directory); user files are
-    protected by :func:`new_directory` and :func:`refuse_existing`.
+    protected by :func:`new_directory`, :func:`new_file` and :func:`refuse_existing`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
+        follow_umask(Path(tmp), directory=False)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class new_file:  # lower case: used like new_directory
+    """As :func:`replace_file` for a file the user named: an existing ``path`` is
+    refused before the work, and one that appears meanwhile is kept; the new file then
+    takes the next free sibling name (``fig-2.png``), announced on stderr, and
+    :attr:`path` is the name it got."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.target = Path(path)
+        self.path = self.target
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        path = self.target
+        refuse_existing(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=path.suffix)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self.tmp is not None
+        tmp, path = self.tmp, self.target
+        try:
+            if exc_type is None:
+                follow_umask(tmp, directory=False)
+                self.path = self._link_free(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return False
+
+    @staticmethod
+    def _link_free(tmp: Path, path: Path) -> Path:
+        for n in range(1, 10_000):
+            final = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+            try:
+                os.link(tmp, final)  # never replaces: fails if ``final`` exists
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links on this disk: check, then rename
+                if final.exists():
+                    continue
+                os.replace(tmp, final)
+            if final != path:
+                _announce(path, final)
+            return final
+        raise HizkitError(f"no free name beside {path}")
+
+
+def recovery_dir(name: str, near: Path | None = None) -> Path:
+    """A new, visible directory for outputs that could not be written where asked:
+    beside ``near`` if that is writable, else in the user cache, else the system
+    temporary directory. Raises ``OSError`` when none can be made."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    cache = Path(os.environ.get("HIZKIT_CACHE_DIR") or Path.home() / ".cache" / "hizkit")
+    places = []
+    if near is not None:
+        places.append(Path(near).parent / f"{Path(near).name[:_NAME_KEEP]}.recovered-{stamp}")
+    places.append(cache / "recovered" / f"{name}-{stamp}")
+    places.append(Path(tempfile.gettempdir()) / f"hizkit-recovered-{name}-{stamp}")
+    error: OSError | None = None
+    for place in places:
+        for n in range(1, 100):
+            candidate = _free_name(place, n)
+            try:
+                candidate.parent.mkdir(parents=True, exist_ok=True)
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                error = exc
+                break
+            return candidate
+    raise error or OSError(f"no place to keep {name}")

@@ -85,7 +85,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from hizkit.model import models_from_benchmark
 
         models = models_from_benchmark(result, registry)
-    path = report.write_run(result, out, models=models)
+    path = report.write_run(result, out, models=models, existing="sibling")
+    WRITTEN.append(path)
     console.print(report.results_table(result))
     console.print(f"report: [bold]{path / 'report.html'}[/]  results: {path / 'results.json'}")
     return 0
@@ -137,8 +138,32 @@ def _setting(
     return value
 
 
+#: what the running command has finished writing (a Ctrl-C after it says so)
+WRITTEN: list[Path] = []
+
+
+def _save_models(models, out: Path) -> Path:
+    """``save_models``; when writing fails, the trained models go to a recovery
+    directory and the one-line error says where."""
+    from hizkit.model import save_models
+    from hizkit.report import keep_after_failure
+
+    def write_into(directory: Path) -> None:
+        for label, model in models.items():
+            (directory / label).mkdir()
+            model.write_into(directory / label)
+
+    try:
+        path = save_models(models, out)
+    except Exception as exc:
+        keep_after_failure(Path(out), exc, "models", write_into)
+        raise  # keep_after_failure always raises
+    WRITTEN.append(path)
+    return path
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from hizkit.model import save_models, train_models
+    from hizkit.model import train_models
 
     data_spec, config, registry, out = _setup(args, "classification", "hizkit-models")
     doc = _read_config(args)
@@ -147,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress.log(f"loading data: {data_spec.source}")
         dataset = _load_data(data_spec)
         models = train_models(dataset, config, registry, valid_fraction=valid)
-    path = save_models(models, out)
+    path = _save_models(models, out)
     table = Table(title=f"trained models (metrics on the validation part, {valid:.0%})")
     for col in ("model", "acc %", "TPR low-z %", "TPR high-z %", "TPR BD %", "directory"):
         table.add_column(col, justify="left" if col in ("model", "directory") else "right")
@@ -303,8 +328,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     after = part
     for step in steps:
         after = step.fit(after).transform(after)
-    preprocessing_figure(part, after, out, [s.name for s in steps])
-    console.print(f"wrote {out}")
+    path = preprocessing_figure(part, after, out, [s.name for s in steps])
+    WRITTEN.append(path)
+    console.print(f"wrote {path}")
     return 0
 
 
@@ -316,7 +342,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         dataset = _load_data(data_spec)
         _check_classes(dataset)
         result = run_ablation(dataset, config, registry)
-    path = write_ablation(result, out)
+    path = write_ablation(result, out, existing="sibling")
+    WRITTEN.append(path)
     for label, names in result.skipped.items():
         print(
             f"hizkit: warning: {label} cannot run {', '.join(names)} (it needs a band left "
@@ -511,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    WRITTEN.clear()
     if not args.quiet and sys.stderr.isatty():
         progress.enable()
     try:
@@ -525,7 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         else:
-            print("hizkit: interrupted; nothing was written", file=sys.stderr)
+            done = f"{WRITTEN[-1]} was written completely" if WRITTEN else "nothing was written"
+            print(f"hizkit: interrupted; {done}", file=sys.stderr)
         return 130
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hizkit.atomic import replace_file
+from hizkit.atomic import new_file, replace_file
 from hizkit.dataset import Dataset
 
 
@@ -53,6 +53,8 @@ def preprocessing_figure(before: Dataset, after: Dataset, out: Path, steps: list
         axes[2 * i, 0].set_ylabel(f"{label}\nraw", fontsize=7)
         axes[2 * i + 1, 0].set_ylabel(" + ".join(steps), fontsize=7)
     fig.tight_layout()
-    path = save_atomically(fig, out)
+    target = new_file(out)  # the user's file: never replaced, even if it appears meanwhile
+    with target as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    return path
+    return target.path

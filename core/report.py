@@ -32,6 +32,7 @@ from hizkit.atomic import new_directory, refuse_existing
 from hizkit.bench import BenchResult
 from hizkit.cuts import describe as cuts_line
 from hizkit.dataset import CLASSES
+from hizkit.errors import HizkitError
 
 #: the headline metrics of the terminal table and summary.md, with their short headers
 SHORT = {
@@ -233,26 +234,82 @@ def report_html(markdown_table: str, figures: list[Path]) -> str:
     return "\n".join(parts)
 
 
-def write_run(result: BenchResult, out: Path, models: dict[str, Any] | None = None) -> Path:
+def write_run(
+    result: BenchResult,
+    out: Path,
+    models: dict[str, Any] | None = None,
+    existing: str = "refuse",
+) -> Path:
     """Write the run directory atomically; returns its path. ``models`` (label ->
-    :class:`hizkit.model.TrainedModel`) are kept in ``models/<label>/``."""
-    with new_directory(out) as tmp:
-        for label, model in (models or {}).items():
-            (tmp / "models" / label).mkdir(parents=True)
-            model.write_into(tmp / "models" / label)
-        (tmp / "results.json").write_text(json.dumps(results_document(result), indent=2))
-        predictions_frame(result).to_csv(tmp / "predictions.csv", index=False)
-        split_frame(result).to_csv(tmp / "split.csv", index=False)
-        fig_dir = tmp / "figures"
-        fig_dir.mkdir()
-        figures: list[Path] = []
-        evaluations = {
-            label: [r.evaluations for r in runs] for label, runs in result.by_label().items()
-        }
-        for name, evaluator in result.evaluators.items():
-            per_label = {label: [e[name] for e in evs] for label, evs in evaluations.items()}
-            figures += evaluator.plot(per_label, fig_dir, result)
-        md = summary_markdown(result, figures)
-        (tmp / "summary.md").write_text(md)
-        (tmp / "report.html").write_text(report_html(md, figures))
-    return Path(out)
+    :class:`hizkit.model.TrainedModel`) are kept in ``models/<label>/``. An existing
+    ``out`` is refused, unless ``existing="sibling"`` (the CLI, which checked ``out``
+    before the run): then the run takes the next free sibling name, announced.
+
+    A failure to write (a full disk, permissions changed during the run, a figure that
+    fails) never loses the finished run: it is written again into a recovery directory
+    (beside ``out``, else the user cache, else the system temporary directory) and the
+    error says where."""
+    if existing == "refuse":
+        refuse_existing(out)
+    target = new_directory(out, existing="sibling")
+    try:
+        with target as tmp:
+            _write_into(tmp, result, models)
+    except Exception as exc:
+        keep_after_failure(Path(out), exc, "run", lambda d: _write_into(d, result, models))
+    return target.path
+
+
+def keep_after_failure(out: Path, exc: Exception, name: str, write) -> None:
+    """``write(directory)`` into a recovery directory after writing ``out`` failed with
+    ``exc``; then raise a one-line error saying where the output is (or re-raise ``exc``,
+    with the location on stderr, when it is a bug rather than a write failure). Files are
+    written essentials first, so a recovery that fails part-way still keeps those."""
+    import sys
+
+    from hizkit.atomic import recovery_dir
+
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    user_error = isinstance(exc, OSError | HizkitError)
+    place, problem = None, ""
+    try:
+        place = recovery_dir(name, near=out)
+        write(place)
+    except Exception as again:
+        problem = (again.strerror or str(again)) if isinstance(again, OSError) else str(again)
+        if place is None or not any(place.iterdir()):
+            if not user_error:
+                raise exc from again
+            raise HizkitError(
+                f"could not write {out} ({reason}), nor a recovery copy ({problem}); "
+                f"the finished {name} is lost"
+            ) from None
+    kept = f"the finished {name} was kept in {place}"
+    if problem:
+        kept = f"part of the finished {name} was kept in {place} ({problem})"
+    if user_error:
+        raise HizkitError(f"could not write {out} ({reason}); {kept}") from None
+    print(f"hizkit: {kept}", file=sys.stderr)
+    raise exc
+
+
+def _write_into(tmp: Path, result: BenchResult, models: dict[str, Any] | None) -> None:
+    """The run's files, the essential ones first (results, predictions, split)."""
+    (tmp / "results.json").write_text(json.dumps(results_document(result), indent=2))
+    predictions_frame(result).to_csv(tmp / "predictions.csv", index=False)
+    split_frame(result).to_csv(tmp / "split.csv", index=False)
+    for label, model in (models or {}).items():
+        (tmp / "models" / label).mkdir(parents=True)
+        model.write_into(tmp / "models" / label)
+    fig_dir = tmp / "figures"
+    fig_dir.mkdir()
+    figures: list[Path] = []
+    evaluations = {
+        label: [r.evaluations for r in runs] for label, runs in result.by_label().items()
+    }
+    for name, evaluator in result.evaluators.items():
+        per_label = {label: [e[name] for e in evs] for label, evs in evaluations.items()}
+        figures += evaluator.plot(per_label, fig_dir, result)
+    md = summary_markdown(result, figures)
+    (tmp / "summary.md").write_text(md)
+    (tmp / "report.html").write_text(report_html(md, figures))
