@@ -257,10 +257,76 @@ def fit_classifier(
     return Fitted(clf, steps, train, valid, test, time.perf_counter() - t0)
 
 
+def run_one(
+    pipeline: _Pipeline,
+    spec: ClassifierSpec,
+    cls: type[Classifier],
+    chain: tuple[str, ...],
+    run: int,
+    split: Split,
+    evaluators: dict[str, Evaluator],
+) -> ClassifierRun:
+    """Fit one classifier on one run's split, predict its test part and evaluate it."""
+    seed = split.seed
+    fitted = fit_classifier(pipeline, spec, cls, chain, split, seed)
+    test, clf = fitted.test, fitted.classifier
+    t0 = time.perf_counter()
+    proba = _check_proba(spec.label, clf.predict_proba(test), len(test))
+    predict_seconds = time.perf_counter() - t0
+    y_test = test.y
+    evaluations = {n: e.evaluate(y_test, proba, test, clf) for n, e in evaluators.items()}
+    return ClassifierRun(
+        spec.label,
+        run,
+        seed,
+        proba,
+        fitted.fit_seconds,
+        predict_seconds,
+        evaluations,
+        clf,
+        fitted.steps,
+    )
+
+
+def _evaluators(config: BenchConfig, registry: Registry) -> dict[str, Evaluator]:
+    names = (
+        list(config.evaluators) if config.evaluators is not None else registry.names("evaluator")
+    )
+    for req in REQUIRED_EVALUATORS:
+        if req not in names:
+            names.insert(0, req)
+    return {n: registry.create("evaluator", n, **config.evaluator_params.get(n, {})) for n in names}
+
+
+#: per Dask worker process: the pipeline (and its cache of per-source steps) of a dataset
+_WORKER_PIPELINES: dict[tuple[int, str], _Pipeline] = {}
+
+
+def bench_task(dataset: Dataset, config: BenchConfig, label: str, run: int) -> ClassifierRun:
+    """One (run, classifier) fit on a Dask worker: the same code, split and seeds as the
+    in-process loop, so the same numbers. The worker's plugins come from its registry."""
+    registry = get_registry()
+    key = (id(dataset), repr((config.seed, config.preprocessor_params)))
+    if key not in _WORKER_PIPELINES:
+        _WORKER_PIPELINES.clear()  # one dataset at a time per worker
+        _WORKER_PIPELINES[key] = _Pipeline(dataset, registry, config)
+    spec = next(s for s in config.classifiers if s.label == label)
+    cls, chain = resolve(dataset, config, registry)[label]
+    split = make_split(dataset.y, config.seed + run, config.fractions)
+    pipeline = _WORKER_PIPELINES[key]
+    return run_one(pipeline, spec, cls, chain, run, split, _evaluators(config, registry))
+
+
 def run_benchmark(
-    dataset: Dataset, config: BenchConfig, registry: Registry | None = None
+    dataset: Dataset,
+    config: BenchConfig,
+    registry: Registry | None = None,
+    scheduler: str | None = None,
 ) -> BenchResult:
-    """Train and test every configured classifier on the same split(s) of ``dataset``."""
+    """Train and test every configured classifier on the same split(s) of ``dataset``.
+
+    ``scheduler`` (see :mod:`hizkit.cluster`) runs every (run, classifier) fit as a Dask
+    task; the results equal the in-process run's."""
     registry = registry or get_registry()
     config.validate()
     y = dataset.y
@@ -269,46 +335,39 @@ def run_benchmark(
 
     specs = config.classifiers
     plan = resolve(dataset, config, registry)
-    names = (
-        list(config.evaluators) if config.evaluators is not None else registry.names("evaluator")
-    )
-    for req in REQUIRED_EVALUATORS:
-        if req not in names:
-            names.insert(0, req)
-    evaluators: dict[str, Evaluator] = {
-        n: registry.create("evaluator", n, **config.evaluator_params.get(n, {})) for n in names
-    }
-
-    pipeline = _Pipeline(dataset, registry, config)
-    splits: list[Split] = []
-    results: list[ClassifierRun] = []
+    evaluators = _evaluators(config, registry)
+    splits = [make_split(y, config.seed + r, config.fractions) for r in range(config.runs)]
     steps = [(r, s) for r in range(config.runs) for s in specs]
+    results: list[ClassifierRun] = []
     with progress.live():
-        for run, spec in progress.track(steps, "benchmark"):
-            seed = config.seed + run
-            if len(splits) <= run:
-                splits.append(make_split(y, seed, config.fractions))
-            cls, chain = plan[spec.label]
-            progress.log(f"run {run + 1}/{config.runs}: {spec.label}")
-            fitted = fit_classifier(pipeline, spec, cls, chain, splits[run], seed)
-            test, clf = fitted.test, fitted.classifier
-            t0 = time.perf_counter()
-            proba = _check_proba(spec.label, clf.predict_proba(test), len(test))
-            predict_seconds = time.perf_counter() - t0
-            y_test = test.y
-            evaluations = {n: e.evaluate(y_test, proba, test, clf) for n, e in evaluators.items()}
-            results.append(
-                ClassifierRun(
-                    spec.label,
-                    run,
-                    seed,
-                    proba,
-                    fitted.fit_seconds,
-                    predict_seconds,
-                    evaluations,
-                    clf,
-                    fitted.steps,
-                )
-            )
+        if scheduler:
+            results = _run_on_cluster(dataset, config, steps, scheduler)
+        else:
+            pipeline = _Pipeline(dataset, registry, config)
+            for run, spec in progress.track(steps, "benchmark"):
+                cls, chain = plan[spec.label]
+                progress.log(f"run {run + 1}/{config.runs}: {spec.label}")
+                results.append(run_one(pipeline, spec, cls, chain, run, splits[run], evaluators))
     chains = {label: chain for label, (_, chain) in plan.items()}
     return BenchResult(dataset, config, splits, results, evaluators, chains)
+
+
+def _run_on_cluster(
+    dataset: Dataset,
+    config: BenchConfig,
+    steps: list[tuple[int, ClassifierSpec]],
+    scheduler: str,
+) -> list[ClassifierRun]:
+    from distributed import as_completed
+
+    from hizkit.cluster import connect
+
+    with connect(scheduler) as client:
+        shared = client.scatter(dataset, broadcast=True)
+        futures = [
+            client.submit(bench_task, shared, config, spec.label, run, pure=False)
+            for run, spec in steps
+        ]
+        for future in progress.track(as_completed(futures), "benchmark", total=len(futures)):
+            future.result()  # the first failure stops the benchmark, as in-process
+        return [future.result() for future in futures]

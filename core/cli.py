@@ -14,6 +14,7 @@ from rich.table import Table
 
 from hizkit import __version__, progress
 from hizkit.atomic import check_writable, refuse_existing
+from hizkit.cluster import check_scheduler
 from hizkit.errors import HizkitError
 
 console = Console()
@@ -29,6 +30,12 @@ examples:
   hizkit bench --classifiers colour,xgb --runs 10   # mean and std over 10 seeds
   hizkit bench --config my.toml --out runs/poster    # settings from a TOML file
 """
+
+
+SCHEDULER_HELP = (
+    "run the independent pieces on Dask: local:N (N worker processes here) or a scheduler "
+    "address (tcp://host:8786); default: in this process"
+)
 
 
 def _load_data(spec):
@@ -75,11 +82,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from hizkit.bench import run_benchmark
 
     data_spec, config, registry, out = _setup(args, args.evaluators, "hizkit-runs")
+    scheduler = check_scheduler(
+        args.scheduler or _read_config(args).get("bench", {}).get("scheduler")
+    )
     with progress.live():
         progress.log(f"loading data: {data_spec.source}")
         dataset = _load_data(data_spec)
     _check_classes(dataset)
-    result = run_benchmark(dataset, config, registry)
+    result = run_benchmark(dataset, config, registry, scheduler=scheduler)
     models = None
     if args.save_models:
         from hizkit.model import models_from_benchmark
@@ -194,12 +204,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hizkit import config as cfg
     from hizkit.model import load_model
-    from hizkit.predict import predict_field
+    from hizkit.predict import field_source, predict_field
     from hizkit.registry import get_registry
 
     doc = _read_config(args)
     chunk_size = _setting(args, doc, "predict", "chunk_size", 1024, int, 1)
     top = _setting(args, doc, "predict", "top", 25, int, 0)
+    scheduler = check_scheduler(args.scheduler or doc.get("predict", {}).get("scheduler"))
     data_spec, _ = cfg.build(doc, data=args.data, classifiers="prior")
     if not args.data and "data" not in doc:
         raise HizkitError("say which field to classify: --data NAME[:LOCATION], e.g. jades:DIR")
@@ -209,14 +220,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         check_writable(out)
     registry = get_registry()
     model = load_model(args.model, registry)
-    source_cls = registry.get("data_source", data_spec.source)
-    params = {**source_cls.field_params, **data_spec.params}
-    known = source_cls.param_names()
-    size = model.manifest.get("cutout_size")
-    for key, value in (("bands", list(model.bands)), ("cutout_size", size and size[0])):
-        if key in known and key not in params and value:
-            params[key] = value
-    source = source_cls.create(**params)
+    source = field_source(model, data_spec.source, data_spec.params, registry)
     with progress.live():
         table = predict_field(
             model,
@@ -227,6 +231,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             top=top,
             resume=args.resume,
             data_name=f"{data_spec.source}:{data_spec.location or ''}",
+            scheduler=scheduler,
         )
     counts = table["predicted"].value_counts()
     summary = Table(title=f"{len(table)} sources classified by {model.label}")
@@ -417,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also keep each classifier's first-run model (preprocessors + classifier) in "
         "OUT/models/<label>, ready for hizkit predict",
     )
+    b.add_argument("--scheduler", metavar="S", help=SCHEDULER_HELP)
     b.set_defaults(func=cmd_bench)
 
     t = sub.add_parser(
@@ -477,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--resume", action="store_true", help="continue an interrupted run into the same --out"
     )
+    pr.add_argument("--scheduler", metavar="S", help=SCHEDULER_HELP)
     pr.add_argument("--config", metavar="FILE.toml", help="[data] and [predict] settings")
     pr.set_defaults(func=cmd_predict)
 

@@ -26,6 +26,7 @@ A configuration file looks like::
     [predict]                  # hizkit predict
     chunk_size = 1024
     top = 25
+    scheduler = "local:2"      # Dask (also under [bench]): local:N or tcp://host:8786
 
 Command-line flags override the file.
 """
@@ -44,11 +45,11 @@ from hizkit.bench import BenchConfig, ClassifierSpec
 from hizkit.errors import HizkitError
 
 SECTIONS = {"data", "bench", "classifiers", "preprocessors", "evaluators", "train", "predict"}
-BENCH_KEYS = {"classifiers", "evaluators", "runs", "seed", "fractions", "out"}
+BENCH_KEYS = {"classifiers", "evaluators", "runs", "seed", "fractions", "out", "scheduler"}
 TABLE_KEYS = {
     "bench": BENCH_KEYS,
     "train": {"valid_fraction"},
-    "predict": {"chunk_size", "top"},
+    "predict": {"chunk_size", "top", "scheduler"},
 }
 
 

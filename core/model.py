@@ -136,6 +136,8 @@ class TrainedModel:
     steps: list[Preprocessor]
     classifier: Classifier
     manifest: dict[str, Any] = field(default_factory=dict)
+    #: the directory it was loaded from or saved to (None for a model only in memory)
+    path: Path | None = None
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -205,7 +207,8 @@ class TrainedModel:
         """Write the model as a new directory (atomically; an existing path is refused)."""
         with new_directory(path) as tmp:
             self.write_into(tmp)
-        return Path(path)
+        self.path = Path(path)
+        return self.path
 
     def write_into(self, directory: Path) -> None:
         """Write the model's files into an existing, empty ``directory``."""
@@ -216,6 +219,7 @@ class TrainedModel:
         manifest = dict(self.manifest)
         manifest["files"] = {str(p.relative_to(directory)): _sha256(p) for p in files}
         (directory / MANIFEST).write_text(json.dumps(_jsonable(manifest), indent=2))
+        self.manifest = manifest
 
     @classmethod
     def load(cls, path: str | Path, registry: Registry | None = None) -> TrainedModel:
@@ -245,7 +249,7 @@ class TrainedModel:
             steps.append(step_cls.load(path / "preprocessors" / f"{i:02d}-{entry['name']}"))
         clf_cls = registry.get("classifier", manifest["classifier"]["plugin"])
         classifier = clf_cls.load(path / "classifier")
-        return cls(manifest["label"], steps, classifier, manifest)  # type: ignore[arg-type]
+        return cls(manifest["label"], steps, classifier, manifest, path)  # type: ignore[arg-type]
 
 
 def _warn_versions(manifest: dict[str, Any], registry: Registry) -> None:
@@ -462,6 +466,8 @@ def save_models(models: dict[str, TrainedModel], out: str | Path) -> Path:
         for label, model in models.items():
             (tmp / label).mkdir()
             model.write_into(tmp / label)
+    for label, model in models.items():
+        model.path = Path(out) / label
     return Path(out)
 
 

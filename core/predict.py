@@ -61,6 +61,27 @@ def model_digest(model: TrainedModel) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
+def field_source(
+    model: TrainedModel,
+    name: str,
+    params: dict[str, Any] | None = None,
+    registry: Any = None,
+) -> DataSource:
+    """The data source ``name`` set up to read a field for ``model``: its
+    ``field_params`` (no labels needed), then the model's bands and cutout size where the
+    source takes them, then ``params`` (the user's, which win)."""
+    from hizkit.registry import get_registry
+
+    cls = (registry or get_registry()).get("data_source", name)
+    merged = {**cls.field_params, **(params or {})}
+    known = cls.param_names()
+    size = model.manifest.get("cutout_size")
+    for key, value in (("bands", list(model.bands)), ("cutout_size", size and size[0])):
+        if key in known and key not in merged and value:
+            merged[key] = value
+    return cls.create(**merged)  # type: ignore[return-value]
+
+
 def chunk_plan(catalog: pd.DataFrame, chunk_size: int) -> list[np.ndarray]:
     """Row positions of each chunk: sources ordered by declination, then RA, so a chunk
     covers one strip of the mosaic (memory-mapped reads stay local)."""
@@ -77,6 +98,43 @@ def predict_chunk(
     return candidate_table(model, part, model.predict_proba(part))
 
 
+#: models loaded by this (worker) process, by directory and content digest
+_WORKER_MODELS: dict[tuple[str, str], TrainedModel] = {}
+
+
+def chunk_task(
+    model_path: str,
+    digest: str,
+    source_name: str,
+    source_params: dict[str, Any],
+    location: str | None,
+    part: Dataset,
+    rows: np.ndarray,
+    path: str,
+) -> str:
+    """One chunk on a Dask worker: the model is loaded once per worker process, the
+    chunk's rows written atomically to ``path`` (a task retried after a lost worker
+    rewrites the same file, so every source appears exactly once)."""
+    from hizkit.model import load_model
+    from hizkit.registry import get_registry
+
+    key = (model_path, digest)
+    if key not in _WORKER_MODELS:
+        model = load_model(model_path)
+        if model_digest(model) != digest:
+            raise HizkitError(f"{model_path} changed while the prediction ran")
+        _WORKER_MODELS[key] = model
+    source = get_registry().create("data_source", source_name, **source_params)
+    write_chunk(predict_chunk(_WORKER_MODELS[key], source, location, part), rows, Path(path))
+    return path
+
+
+def write_chunk(table: pd.DataFrame, rows: np.ndarray, path: Path) -> None:
+    table.insert(0, "row", rows)
+    with replace_file(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
 def predict_field(
     model: TrainedModel,
     source: DataSource,
@@ -87,8 +145,12 @@ def predict_field(
     top: int = 25,
     resume: bool = False,
     data_name: str = "",
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
-    """Classify every source of the field; write the candidate files into ``out``."""
+    """Classify every source of the field; write the candidate files into ``out``.
+
+    ``scheduler`` (see :mod:`hizkit.cluster`) sends each chunk to a Dask worker; the
+    table is the same as in-process."""
     if chunk_size < 1:
         raise HizkitError(f"the chunk size must be at least 1, got {chunk_size}")
     if top < 0:
@@ -101,7 +163,7 @@ def predict_field(
     progress.log("reading the catalog")
     catalog = model.check_catalog(source.load_catalog(location))
     spec = PredictSpec(
-        model=str(model.manifest.get("path", model.label)),
+        model=str(model.path or model.label),
         model_sha256=model_digest(model),
         data=data_name,
         data_params=source.get_params(),
@@ -125,22 +187,63 @@ def predict_field(
         with replace_file(out / SPEC) as tmp:
             tmp.write_text(json.dumps(asdict(spec), indent=2, default=str))
     plan = chunk_plan(catalog.catalog, chunk_size)
-    done = 0
-    for k in progress.track(range(len(plan)), f"classifying {len(catalog)} sources"):
-        path = chunk_dir / f"chunk-{k:06d}.csv"
-        if path.is_file():
-            done += 1
-            continue
-        rows = predict_chunk(model, source, location, catalog.subset(plan[k]))
-        rows.insert(0, "row", plan[k])
-        with replace_file(path) as tmp:
-            rows.to_csv(tmp, index=False)
-    if done:
-        progress.log(f"resumed: {done} of {len(plan)} chunks were already done")
+    paths = [chunk_dir / f"chunk-{k:06d}.csv" for k in range(len(plan))]
+    todo = [k for k, p in enumerate(paths) if not p.is_file()]
+    if len(todo) < len(plan):
+        progress.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} chunks are done")
+    what = f"classifying {len(catalog)} sources"
+    if scheduler and todo:
+        _predict_on_cluster(model, source, location, catalog, plan, paths, todo, scheduler, what)
+    else:
+        for k in progress.track(todo, what):
+            rows = predict_chunk(model, source, location, catalog.subset(plan[k]))
+            write_chunk(rows, plan[k], paths[k])
     table = gather_chunks(chunk_dir, len(plan), len(catalog))
     write_outputs(table, model, source, location, catalog, out, top)
     shutil.rmtree(chunk_dir, ignore_errors=True)
     return table
+
+
+def _predict_on_cluster(
+    model: TrainedModel,
+    source: DataSource,
+    location: str | None,
+    catalog: Dataset,
+    plan: list[np.ndarray],
+    paths: list[Path],
+    todo: list[int],
+    scheduler: str,
+    what: str,
+) -> None:
+    from distributed import as_completed
+
+    from hizkit.cluster import connect
+
+    if model.path is None:
+        raise HizkitError("--scheduler needs a saved model: a directory every worker can read")
+    digest = model_digest(model)
+    with connect(scheduler) as client:
+        progress.log(
+            f"Dask: {len(todo)} chunks on {len(client.scheduler_info()['workers'])} workers"
+        )
+        futures = [
+            client.submit(
+                chunk_task,
+                str(Path(model.path).absolute()),
+                digest,
+                source.name,
+                source.get_params(),
+                location,
+                catalog.subset(plan[k]),
+                plan[k],
+                str(paths[k].absolute()),
+                key=f"hizkit-chunk-{k}-{digest[:12]}",
+                retries=2,
+            )
+            for k in todo
+        ]
+        for future in progress.track(as_completed(futures), what, total=len(futures)):
+            future.result()  # a task's HizkitError arrives here as itself
 
 
 def gather_chunks(chunk_dir: Path, n_chunks: int, n_sources: int) -> pd.DataFrame:
@@ -194,7 +297,14 @@ def fits_table(table: pd.DataFrame, model: TrainedModel):
     from astropy import units as u
     from astropy.table import Table
 
-    t = Table.from_pandas(table)
+    t = Table(
+        {
+            c: np.array(table[c].astype(str).tolist(), dtype=str)
+            if pd.api.types.is_string_dtype(table[c]) or table[c].dtype == object
+            else table[c].to_numpy()
+            for c in table.columns
+        }
+    )
     t["ra"].unit = u.deg
     t["dec"].unit = u.deg
     t.meta["MODEL"] = model.label

@@ -133,10 +133,13 @@ def _cpu_count() -> int:
 
 def _pool(jobs: int) -> ProcessPoolExecutor | None:
     """A process pool kept for the life of the process, or None where processes cannot be
-    forked. Fork, not spawn: spawn re-runs the user's main script, which a script without
+    forked (or the process may not have children: a Dask worker runs one task per core
+    already). Fork, not spawn: spawn re-runs the user's main script, which a script without
     an ``if __name__ == "__main__"`` guard does not survive; the workers run only NumPy,
     SciPy and photutils, none of the parent's threads."""
     if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if multiprocessing.current_process().daemon:  # e.g. a Dask worker: no children allowed
         return None
     if jobs not in _POOLS:
         _POOLS[jobs] = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
