@@ -89,3 +89,14 @@ def test_cli_simulate(tmp_path, capsys):
     )
     assert rc == 0
     assert (tmp_path / "s" / jades_writer.CATALOG_NAME).exists()
+
+
+def test_catalog_has_every_circ_aperture_of_the_release(written):
+    out, _ = written
+    circ = fits.getdata(out / jades_writer.CATALOG_NAME, "CIRC")
+    for k in range(1, 7):
+        assert f"F444W_CIRC{k}" in circ.columns.names
+        assert f"F444W_CIRC{k}_e" in circ.columns.names
+    # errors grow with the aperture
+    e = np.array([np.nanmedian(circ[f"F444W_CIRC{k}_e"]) for k in range(1, 7)])
+    assert np.all(np.diff(e) > 0)
