@@ -204,21 +204,55 @@ def schema_problems(
 def _open(path: Path):
     from astropy.io import fits
     from astropy.io.fits.verify import VerifyWarning
+    from astropy.utils.exceptions import AstropyUserWarning
 
     if not path.exists():
         raise HizkitError(f"{path}: file not found")
+    if path.name.endswith(".gz"):
+        _check_gzip(path)
     try:
         with warnings.catch_warnings():
             # a truncated file only warns in astropy; here it is an error
             warnings.simplefilter("error", VerifyWarning)
+            warnings.filterwarnings("error", "File may have been truncated", AstropyUserWarning)
             hdul = fits.open(path, memmap=not path.name.endswith(".gz"))
             len(hdul)  # read every header now, not lazily later
         return hdul
-    except (OSError, ValueError, TypeError, EOFError, VerifyWarning) as exc:
+    except (OSError, ValueError, TypeError, EOFError, VerifyWarning, AstropyUserWarning) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HizkitError(
             f"{path}: not a readable FITS file, truncated or corrupt ({reason})"
         ) from None
+
+
+#: (what, file) already reported: a field read in chunks warns once per file
+_WARNED: set[tuple[str, str]] = set()
+
+#: gzip files found whole: (path, size, mtime) -> True
+_GZIP_OK: dict[tuple[str, int, int], bool] = {}
+
+
+def _check_gzip(path: Path) -> None:
+    """A truncated or corrupt ``.fits.gz`` is an error naming the file: astropy reads
+    such a file silently up to the damage (whole HDUs just vanish), so the stream is
+    checked to its end and its CRC (once per file version, in 16 MiB steps)."""
+    import gzip
+    import zlib
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _GZIP_OK:
+        return
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(16 << 20):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HizkitError(
+            f"{path}: a truncated or corrupt gzip file ({reason}); download it again"
+        ) from None
+    _GZIP_OK[key] = True
 
 
 def _hdu(hdul, ext: str, path: Path):
@@ -660,7 +694,7 @@ class JadesSource(hizkit.DataSource):
                             f"({lay['name']}) expects all bands on one pixel grid"
                         )
                 factor = _to_njy_per_pixel(sci.header, path, wcs, mos.get("default_bunit"))
-                error = self._error_image(band_files, hdul, stack, sci.data.shape)
+                error = self._error_image(band_files, hdul, stack, sci.data.shape, band)
                 ratio = out_scale / scales[band]
                 k = round(ratio)
                 if abs(ratio - k) > 1e-3:
@@ -675,12 +709,19 @@ class JadesSource(hizkit.DataSource):
                 x0 = k * np.floor((x - (k - 1) / 2) / k + 1 - s / 2).astype(int)
                 y0 = k * np.floor((y - (k - 1) / 2) / k + 1 - s / 2).astype(int)
                 data = sci.data
+                infinite = [0]
                 if k == 1:  # the common case: straight into the output, no copy
-                    _gather(data, x0, y0, s, error, out[:, b], factor)
+                    _gather(data, x0, y0, s, error, out[:, b], factor, infinite=infinite)
                 else:
                     tiles = np.empty((n, k * s, k * s), dtype=np.float32)
-                    _gather(data, x0, y0, k * s, error, tiles, factor)
+                    _gather(data, x0, y0, k * s, error, tiles, factor, infinite=infinite)
                     out[:, b] = block_sum(tiles, k)
+                if infinite[0] and ("infinite", str(path)) not in _WARNED:
+                    _WARNED.add(("infinite", str(path)))  # once per file, not per chunk
+                    progress.warn(
+                        f"{path.name}: {infinite[0]} infinite pixel value(s) in the parts "
+                        f"read for {band}, treated as no coverage"
+                    )
                 if errs is not None and error is not None:
                     var = np.empty((n, k * s, k * s), dtype=np.float32)
                     _gather(error, x0, y0, k * s, error, var, factor, square=True)
@@ -712,7 +753,7 @@ class JadesSource(hizkit.DataSource):
             return _BandFiles(_Image(path, mos["science"]), error, weight)
         return _find_by_suffix(directory, mos, band, exclude)
 
-    def _error_image(self, files: _BandFiles, hdul, stack: ExitStack, shape):
+    def _error_image(self, files: _BandFiles, hdul, stack: ExitStack, shape, band: str = ""):
         """The 1-sigma error image in the science image's units (an ERR/RMS image, else
         1/sqrt of a weight image, converted strip by strip as it is read), or None."""
         for image, is_weight in ((files.error, False), (files.weight, True)):
@@ -724,6 +765,8 @@ class JadesSource(hizkit.DataSource):
                 src = stack.enter_context(_open(image.path))
             names = [h.name for h in src]
             if image.optional and not image.ext.isdigit() and image.ext.upper() not in names:
+                if not is_weight:
+                    self._missing_error(files, image, names, band)
                 continue
             data = _image_hdu(src, image.ext, image.path).data
             if data.shape != shape:
@@ -733,6 +776,32 @@ class JadesSource(hizkit.DataSource):
                 )
             return _WeightAsError(data) if is_weight else data
         return None
+
+    def _missing_error(self, files: _BandFiles, image: _Image, names: list[str], band: str) -> None:
+        """A multi-extension mosaic that has its science extension by name but neither
+        the layout's error extension nor a weight image: most likely truncated at an
+        extension boundary (astropy sees a shorter, valid file). Coverage then comes
+        from the science image's NaNs alone, so this is an error when error cutouts are
+        asked for (``errors = true``), else a warning."""
+        sci = files.science
+        if sci.path != image.path or not sci.ext or sci.ext.upper() not in names:
+            return  # a single-image file: it never had an error extension
+        if files.weight is not None:
+            return  # errors come from the weight image instead
+        what = (
+            f"{image.path}: the {band} mosaic has {sci.ext.upper()} but no "
+            f"{image.ext.upper()} extension "
+            f"(it has {', '.join(names)}); truncated?"
+        )
+        if self.errors:
+            raise HizkitError(f"{what} Its errors are needed (errors = true)")
+        key = ("no error extension", str(image.path))
+        if key not in _WARNED:
+            _WARNED.add(key)
+            progress.warn(
+                f"{what} Its coverage comes from NaNs in {sci.ext.upper()} only; "
+                "compare the file's size with the archive's"
+            )
 
     def load(self, location: str | None = None) -> Dataset:
         return self.load_cutouts(location, self.load_catalog(location))
@@ -749,6 +818,7 @@ class JadesSource(hizkit.DataSource):
                 f"({lay.get('flags_note', 'none in its catalog')}); leave drop_stars out"
             )
         cat = self.read_catalog(directory, lay)
+        cat = self._check_catalog(cat, _match(directory, lay["catalog"], "catalog"))
         meta: dict[str, Any] = {
             "source": "jades",
             "location": str(directory),
@@ -763,6 +833,39 @@ class JadesSource(hizkit.DataSource):
             cat = cat[keep].reset_index(drop=True)
         scale = {"pixel_scale": self.pixel_scale} if self.pixel_scale else {}
         return Dataset(cat, self.bands, meta=meta, **scale)
+
+    def _check_catalog(self, cat: pd.DataFrame, path: Path) -> pd.DataFrame:
+        """Damage a user should hear about: a band whose fluxes are all NaN is an error
+        (that band has no data here: leave it out with ``bands``; a warning for a field
+        read with ``labels = "none"``, whose cutouts may still serve); sources with NaN or
+        infinite RA/Dec cannot be cut out and are dropped with a warning (all of them is
+        an error)."""
+        if len(cat) == 0:
+            raise HizkitError(f"{path}: the catalog has no sources")
+        for band in self.bands:
+            flux = cat[hizkit.flux_col(band)].to_numpy(float)
+            if not np.isfinite(flux).any():
+                others = [b for b in self.bands if b != band]
+                what = f"{path}: every {band} flux is NaN ({len(cat)} sources)"
+                if self.labels == "none":  # a field to classify: cutouts may still serve
+                    progress.warn(f"{what}; colours and flags using {band} mean nothing")
+                    continue
+                raise HizkitError(
+                    f"{what}: the band has no data in this catalog; leave it out, e.g. "
+                    f"bands = {others}"
+                )
+        ra, dec = cat["ra"].to_numpy(float), cat["dec"].to_numpy(float)
+        bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
+        if bad.all():
+            raise HizkitError(f"{path}: no source has a finite RA and Dec ({len(cat)} sources)")
+        if bad.any():
+            ids = cat["id"].to_numpy()[bad][:5].tolist()
+            progress.warn(
+                f"{path.name}: {int(bad.sum())} of {len(cat)} sources have no valid RA/Dec "
+                f"(NaN, infinite or |Dec| > 90; e.g. ids {ids}) and are left out"
+            )
+            cat = cat[~bad].reset_index(drop=True)
+        return cat
 
     def load_cutouts(self, location: str | None, part: Dataset) -> Dataset:
         """``part`` with its cutouts (and error cutouts when ``errors``) cut from the mosaics."""
@@ -841,10 +944,12 @@ def _gather(
     factor: float = 1.0,
     square: bool = False,
     strip_rows: int = 2048,
+    infinite: list[int] | None = None,
 ) -> None:
     """Fill ``out`` (N, size, size) with the windows of ``image`` whose lower-left corners
     are (x0, y0), times ``factor`` (then squared when ``square``); NaN off the image and
-    where ``error`` says there is no coverage (error <= 0 or not finite).
+    where ``error`` says there is no coverage (error <= 0 or not finite) or the image
+    value is infinite (counted into ``infinite[0]`` when given).
 
     Sources inside the image are sorted by row and cut strip by strip: each strip of the
     (memory-mapped, big-endian) mosaic is read once, sequentially, into native floats
@@ -859,6 +964,11 @@ def _gather(
 
     def pixels(r0: int, r1: int, c0: int = 0, c1: int = w) -> np.ndarray:
         block = np.array(image[r0:r1, c0:c1], dtype=np.float32)
+        inf = np.isinf(block)
+        if inf.any():
+            block[inf] = np.nan
+            if infinite is not None:
+                infinite[0] += int(inf.sum())
         if factor != 1.0:
             block *= np.float32(factor)
         if square:

@@ -185,9 +185,7 @@ def test_ablate_with_band_bound_classifier(cli, tmp_path):
     rc, err = cli("ablate", "--data", "tiny", "--classifiers", "colour")
     one_line(rc, err, "nothing to ablate", "colour")
     out = tmp_path / "abl"
-    rc, err = cli(
-        "ablate", "--data", "tiny", "--classifiers", "colour,prior", "--out", str(out)
-    )
+    rc, err = cli("ablate", "--data", "tiny", "--classifiers", "colour,prior", "--out", str(out))
     assert rc == 0, err
     assert "warning: colour cannot run" in err and "Traceback" not in err
     assert (out / "ablation.csv").is_file()

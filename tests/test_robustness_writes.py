@@ -71,9 +71,8 @@ def test_stale_temporaries_of_killed_processes_are_cleaned(tmp_path):
 def test_outputs_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        with atomic.new_directory(tmp_path / "d") as tmp:
-            with atomic.replace_file(tmp / "f.txt") as f:
-                f.write_text("x")
+        with atomic.new_directory(tmp_path / "d") as tmp, atomic.replace_file(tmp / "f.txt") as f:
+            f.write_text("x")
         with atomic.new_file(tmp_path / "g.png") as g:
             g.write_text("x")
     finally:
