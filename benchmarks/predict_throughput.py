@@ -218,6 +218,48 @@ def stage_rates(model_dir: Path, field: Path, index: np.ndarray) -> dict:
     return rates
 
 
+def ensure_field(work: Path, n_sources: int) -> Path:
+    """The simulated field of ``n_sources`` in ``work`` (built on first use)."""
+    from hizkit.plugins.mock import MockSurvey
+
+    field = work / f"field-{n_sources}"
+    if not field.exists():
+        t0 = time.perf_counter()
+        base = work / "base"
+        if not base.exists():
+            MockSurvey(n_lowz=512, n_highz=512, n_brown_dwarfs=16, n_unlabelled=0,
+                       seed=11).simulate_to(base)  # fmt: skip
+        build_field(base, field, n_sources)
+        print(f"field built in {time.perf_counter() - t0:.0f} s")
+    return field
+
+
+def ensure_models(work: Path) -> Path:
+    """Quick models (cnn one epoch, xgb, rf, colour) in ``work/models`` (trained once)."""
+    import hizkit
+
+    models = work / "models"
+    if not models.exists():
+        t0 = time.perf_counter()
+        hizkit.train(
+            "mock",
+            ["cnn", "xgb", "rf", "colour"],
+            {
+                "data": {
+                    "n_lowz": 150,
+                    "n_highz": 150,
+                    "n_brown_dwarfs": 8,
+                    "n_unlabelled": 3000,
+                    "seed": 4,
+                },
+                "classifiers": {"cnn": {"epochs": 1}, "xgb": {"n_estimators": 50}},
+            },
+            out=models,
+        )
+        print(f"models trained in {time.perf_counter() - t0:.0f} s")
+    return models
+
+
 def in_child(what: str, model: Path, field: Path, sample: np.ndarray) -> dict:
     """Run a timing in a fresh process: allocator state and caches are its own."""
     proc = subprocess.run(
@@ -247,39 +289,10 @@ def main() -> None:
         return
     from _common import finish
 
-    import hizkit
-    from hizkit.plugins.mock import MockSurvey
-
     work = args.workdir
-    field = work / f"field-{args.sources}"
     figures: dict[str, object] = {"sources": args.sources}
-    if not field.exists():
-        t0 = time.perf_counter()
-        base = work / "base"
-        if not base.exists():
-            MockSurvey(n_lowz=512, n_highz=512, n_brown_dwarfs=16, n_unlabelled=0,
-                       seed=11).simulate_to(base)  # fmt: skip
-        build_field(base, field, args.sources)
-        print(f"field built in {time.perf_counter() - t0:.0f} s")
-    models = work / "models"
-    if not models.exists():
-        t0 = time.perf_counter()
-        hizkit.train(
-            "mock",
-            ["cnn", "xgb", "rf", "colour"],
-            {
-                "data": {
-                    "n_lowz": 150,
-                    "n_highz": 150,
-                    "n_brown_dwarfs": 8,
-                    "n_unlabelled": 3000,
-                    "seed": 4,
-                },
-                "classifiers": {"cnn": {"epochs": 1}, "xgb": {"n_estimators": 50}},
-            },
-            out=models,
-        )
-        print(f"models trained in {time.perf_counter() - t0:.0f} s")
+    field = ensure_field(work, args.sources)
+    models = ensure_models(work)
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(args.sources, min(args.sample, args.sources), replace=False))
     for label in args.classifiers.split(","):
