@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from hizkit import progress
-from hizkit.atomic import replace_file
+from hizkit.atomic import clean_stale, replace_file
 from hizkit.cuts import QualityCuts, describe, stack_snr
 from hizkit.dataset import CLASSES, NIRCAM_BANDS, Z_HIGH, Dataset, flux_col, fluxerr_col, radius_col
+from hizkit.errors import HizkitError
 from hizkit.plugins.mock import images, photoz
 from hizkit.plugins.mock.population import DRAW, HIGHZ_MIX, Sources, draw_lowz
 
@@ -97,20 +100,60 @@ def draw_detected(
     cuts: QualityCuts | None = None,
 ) -> Sources:
     """Draw sources of one class until ``n`` pass the detection cut (and, for galaxies,
-    a loosened version of ``cuts``)."""
+    a loosened version of ``cuts``). Bounded: when the pass rate seen after
+    :data:`MIN_BATCHES` batches says that more than :data:`MAX_BATCHES` would be needed
+    (none passing at all, e.g. ``min_snr = 1e9``), a one-line error names the setting to
+    relax."""
     kept: list[Sources] = []
     total = 0
     batch = max(64, 2 * n)
+    drawn = detected = 0
+    batches = 0
     while total < n:
         src = DRAW[label](rng, batch)
         phot = _analytic_photometry(rng, src, size, _catalog_noise(rng, batch, depth_scatter))
         ok = detection_snr(phot["flux"], phot["err"]) >= min_snr
+        detected += int(ok.sum())
         if label != "brown_dwarf":
             ok &= preselect(phot, cuts)
         ok = np.flatnonzero(ok)
         kept.append(src.take(ok[: n - total]))
         total += min(ok.size, n - total)
+        drawn += batch
+        batches += 1
+        if total < n and batches >= MIN_BATCHES:
+            needed = batches * n / total if total else np.inf
+            if needed > MAX_BATCHES:
+                raise _nothing_passes(label, n, total, drawn, detected, min_snr, cuts)
     return Sources.join(kept) if kept else DRAW[label](rng, 0)
+
+
+#: batches drawn before the pass rate is judged, and the most a class may need
+MIN_BATCHES, MAX_BATCHES = 20, 2000
+#: rendering rounds without a single kept source before the labelled set gives up
+MAX_EMPTY_ROUNDS = 10
+
+
+def _nothing_passes(
+    label: str, n: int, total: int, drawn: int, detected: int, min_snr: float, cuts
+) -> HizkitError:
+    if detected == 0 or label == "brown_dwarf":
+        culprit = f"the detection cut (detection_snr = {min_snr:g})"
+        relax = "lower detection_snr"
+    else:
+        culprit = f"the quality cuts ({_cuts_text(cuts)})"
+        relax = "relax quality_cuts (min_snr, max_pdf_width, max_chi2)"
+    return HizkitError(
+        f"mock: {total} of {n} {label} sources after drawing {drawn} candidates "
+        f"({detected} detected): {culprit} lets (almost) none through; {relax}"
+    )
+
+
+def _cuts_text(cuts: QualityCuts | None) -> str:
+    if cuts is None:
+        return "none"
+    fields = dataclasses.asdict(cuts)
+    return ", ".join(f"{k} = {v}" for k, v in fields.items() if v not in (None, False)) or "none"
 
 
 def quotas(counts: dict[str, int], labels: str) -> dict[tuple[str, str | None], int]:
@@ -201,9 +244,17 @@ def build(params: dict[str, Any]) -> Dataset:
         (atmosphere-fit) route and are not cut on photo-z."""
         need = quotas(counts, params["labels"])
         parts: list[tuple[Sources, np.ndarray, dict[str, np.ndarray], pd.DataFrame]] = []
-        rounds = 0
+        rounds = empty = 0
         while sum(need.values()) > 0:
             rounds += 1
+            if empty >= MAX_EMPTY_ROUNDS:  # the exact cuts on the images pass nothing
+                left = {c: n for (c, _), n in need.items() if n > 0}
+                raise HizkitError(
+                    f"mock: {MAX_EMPTY_ROUNDS} rounds of rendered candidates kept none of the "
+                    f"{left} still needed: the quality cuts ({_cuts_text(cuts)}) or "
+                    f"detection_snr = {params['detection_snr']:g} on the measured images pass "
+                    "(almost) nothing; relax them"
+                )
             if rounds == 25:  # a kind that (almost) never passes the cuts: fill from its class
                 for (c, kind), n in list(need.items()):
                     if kind is not None and n > 0:
@@ -242,6 +293,7 @@ def build(params: dict[str, Any]) -> Dataset:
                 need[c, kind] -= idx.size
                 keep.append(idx)
             k = np.concatenate(keep)
+            empty = 0 if k.size else empty + 1
             parts.append((src.take(k), cut[k], {key: v[k] for key, v in phot.items()}, fit.iloc[k]))
         src = Sources.join([p[0] for p in parts])
         cut = np.concatenate([p[1] for p in parts])
@@ -294,13 +346,38 @@ def build(params: dict[str, Any]) -> Dataset:
 # ---------------------------------------------------------------- cache (no pickles)
 
 
+#: core modules the build runs (quality cuts, catalog columns): part of the cache key
+CORE_MODULES = ("cuts.py", "dataset.py")
+#: libraries whose numbers the build depends on: their versions are part of the key
+LIBRARIES = ("numpy", "scipy", "pandas", "galsim", "bagpipes", "astropy")
+
+
 def cache_key(params: dict[str, Any]) -> str:
-    """Digest of the parameters and of the simulator's own source, so that a change to
-    the physics never serves a stale survey."""
+    """Digest of the parameters, of the simulator's own source, of the core modules it
+    runs and of the versions of the libraries it computes with, so that a change to any
+    of them never serves a stale survey."""
+    import hizkit
+
     digest = hashlib.sha256(json.dumps({"v": CACHE_VERSION, **params}, sort_keys=True).encode())
     for module in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(module.read_bytes())
+    core = Path(hizkit.__file__).parent
+    for name in CORE_MODULES:
+        digest.update((core / name).read_bytes())
+    digest.update(json.dumps(library_versions(), sort_keys=True).encode())
     return digest.hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
 
 
 def _frame_arrays(prefix: str, frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
@@ -329,11 +406,64 @@ def save(ds: Dataset, path: Path) -> None:
     if ds.extra_train is not None:
         arrays.update(_frame_arrays("extra", ds.extra_train.catalog))
         arrays["extra_cutouts"] = ds.extra_train.cutouts
-    with replace_file(path) as tmp:
-        np.savez(tmp, meta=np.array(json.dumps(ds.meta)), **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_cache(path.parent)
+        with replace_file(path) as tmp:
+            np.savez(tmp, meta=np.array(json.dumps(ds.meta)), **arrays)
+    except OSError as exc:  # a read-only or full cache: the survey is still in memory
+        progress.warn(
+            f"cannot write the survey cache in {path.parent} ({exc.strerror or exc}); "
+            "using the survey built in memory (it is built again next time; set "
+            "HIZKIT_CACHE_DIR to a writable directory to keep it)"
+        )
+
+
+#: hidden temporaries of a build older than this (seconds) are left-overs of a kill
+STALE_SECONDS = 24 * 3600
+
+
+def clean_cache(directory: Path) -> None:
+    """Remove partial cache files left by killed processes: hizkit's temporaries whose
+    process is gone (see :func:`hizkit.atomic.clean_stale`), and hidden ``.mock-*`` /
+    ``.sps-library-*`` temporaries of older versions untouched for a day."""
+    import time
+
+    removed = clean_stale(directory)
+    now = time.time()
+    for pattern in (".mock-*", ".sps-library-*"):
+        for entry in directory.glob(pattern):
+            try:
+                if entry.is_file() and now - entry.stat().st_mtime > STALE_SECONDS:
+                    entry.unlink()
+                    removed.append(entry)
+            except OSError:
+                pass
+    if removed:
+        progress.log(f"removed {len(removed)} partial cache file(s) left by killed runs")
 
 
 def load(path: Path) -> Dataset:
+    """A cached survey; a damaged file (truncated, bit-flipped: the zip CRC fails, or
+    anything unreadable in it) is reported in one line and raised as ``ValueError`` so
+    that the caller rebuilds it."""
+    try:
+        return _load(path)
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        TypeError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        progress.warn(f"the cached survey {path.name} is damaged ({reason}); rebuilding it")
+        raise ValueError(f"damaged cache file {path}") from None
+
+
+def _load(path: Path) -> Dataset:
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     meta = json.loads(str(arrays.pop("meta")))
