@@ -349,20 +349,35 @@ def top_candidates(table: pd.DataFrame, top: int) -> list[tuple[str, np.ndarray]
 
 def cutout_strip(cutout: np.ndarray, pixels: int = 48) -> str:
     """The cutout's bands side by side as one PNG (data URI), every band on one asinh
-    scale so that a dropout looks dark: the colours stay comparable by eye."""
+    scale (softened at the noise level, topped at the brightest pixel) so that a dropout
+    looks dark: the colours stay comparable by eye."""
     import matplotlib.image
 
     finite = cutout[np.isfinite(cutout)]
-    scale = np.percentile(np.abs(finite), 99.5) if finite.size else 1.0
-    scale = scale if scale > 0 else 1.0
-    img = np.arcsinh(np.nan_to_num(cutout, nan=0.0) / (0.05 * scale)) / np.arcsinh(20.0)
+    if finite.size:
+        sigma = 1.4826 * np.median(np.abs(finite - np.median(finite)))
+        sigma = sigma if sigma > 0 else max(float(np.std(finite)), 1e-30)
+        peak = max(float(np.percentile(finite, 99.9)), 10 * sigma)
+    else:
+        sigma, peak = 1.0, 10.0
+    img = np.arcsinh(np.nan_to_num(cutout, nan=0.0) / sigma) / np.arcsinh(peak / sigma)
     step = max(1, img.shape[1] // pixels)
     img = img[:, ::step, ::step]
-    gap = np.full((img.shape[1], 2), np.nan)
+    gap = np.full((img.shape[1], 2), 1.0)
     strip = np.concatenate([np.concatenate([b, gap], axis=1) for b in img], axis=1)[:, :-2]
     buf = io.BytesIO()
-    matplotlib.image.imsave(buf, np.clip(strip, -0.2, 1.0), cmap="gray", vmin=-0.2, vmax=1.0)
+    matplotlib.image.imsave(buf, np.clip(strip, -0.3, 1.0), cmap="gray", vmin=-0.3, vmax=1.0)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+HEADERS = {
+    "lowz": "low-z",
+    "highz": "high-z",
+    "brown_dwarf": "brown dwarf",
+    "flag_edge": "at an edge",
+    "flag_missing_band": "missing a band",
+    "flag_outside_domain": "outside the training domain",
+}
 
 
 def candidates_html(
@@ -383,11 +398,11 @@ def candidates_html(
         "text-align:right}th{background:#f4f4f4}img{image-rendering:pixelated;height:56px}"
         ".flag{color:#b00}</style></head><body>",
         f"<h1>hizkit predict: {esc(model.label)}</h1>",
-        f"<p>{len(table)} sources classified by <code>{esc(model.label)}</code> "
-        f"({esc(model.manifest.get('description', ''))}). Bands in the cutouts, left to "
+        f"<p>{len(table)} sources classified by <code>{esc(model.label)}</code>: "
+        f"{esc(model.manifest.get('description', ''))}. Bands in the cutouts, left to "
         f"right: {esc(', '.join(model.bands))}, all on one asinh scale.</p>",
         "<table><tr>"
-        + "".join(f"<th>{esc(c)}</th>" for c in (*CLASSES, *flags))
+        + "".join(f"<th>{esc(HEADERS.get(c, c))}</th>" for c in (*CLASSES, *flags))
         + "</tr><tr>"
         + "".join(f"<td>{int(counts.get(c, 0))}</td>" for c in CLASSES)
         + "".join(f"<td>{int(table[f].sum())}</td>" for f in flags)
@@ -396,7 +411,15 @@ def candidates_html(
     zcol = "z_phot" in table.columns
     for name, index in picks:
         parts.append(f"<h2>{esc(title[name])}: the {len(index)} most probable</h2>")
-        head = ["#", "id", "RA", "Dec", f"P({name})", *(["z_phot"] if zcol else []), "flags"]
+        head = [
+            "#",
+            "id",
+            "RA",
+            "Dec",
+            f"P({HEADERS[name]})",
+            *(["z_phot"] if zcol else []),
+            "flags",
+        ]
         parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "<th></th></tr>")
         for rank, i in enumerate(index, 1):
             row = table.loc[i]
