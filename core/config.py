@@ -8,6 +8,7 @@ A configuration file looks like::
 
     [bench]
     classifiers = ["cnn", "cnn_weighted", "rf"]
+    out = "runs/poster"        # the run directory when --out is not given (bench only)
     runs = 3
     seed = 0
     fractions = [0.6, 0.2, 0.2]
@@ -286,12 +287,16 @@ def check_plugins(doc: dict[str, Any], config: BenchConfig, registry: Any) -> No
     registry before any data is loaded: the classifiers (each created once, so an
     unknown or wrongly typed parameter fails now, not after other classifiers trained),
     their preprocessor chains, and every ``[preprocessors.X]``, ``[evaluators.X]`` and
-    ``[classifiers.X]`` section (a misspelt name is an error with a did-you-mean)."""
+    ``[classifiers.X]`` section (a misspelt name is an error with a did-you-mean).
+
+    A plugin may also check its parameters' values before any work by defining a
+    ``validate_params()`` method (raising :class:`HizkitError`); it is called here on
+    the instance created from the configuration."""
     for spec in config.classifiers:
         cls = registry.get("classifier", spec.plugin)
         where = f"[classifiers.{spec.label}]"
         check_param_types("classifier", cls, spec.params, where)
-        cls.create(**spec.params)
+        _validate(cls.create(**spec.params), where)
         for name in spec.preprocessors or ():
             registry.info("preprocessor", name)
     for label, section in _table(doc, "classifiers").items():
@@ -311,4 +316,14 @@ def check_plugins(doc: dict[str, Any], config: BenchConfig, registry: Any) -> No
             except HizkitError as exc:
                 raise HizkitError(f"[{table}.{name}]: {exc}") from None
             check_param_types(kind, cls, params, f"[{table}.{name}]")
-            cls.create(**params)
+            _validate(cls.create(**params), f"[{table}.{name}]")
+
+
+def _validate(plugin: Any, where: str) -> None:
+    validate = getattr(plugin, "validate_params", None)
+    if not callable(validate):
+        return
+    try:
+        validate()
+    except HizkitError as exc:
+        raise HizkitError(f"{where}: {exc}") from None

@@ -32,10 +32,40 @@ class OneClassSource(hizkit.DataSource):
         return data.subset(list(range(20)))  # the first 20 are all low-z
 
 
+class StrictClassifier(hizkit.Classifier):
+    """Checks its parameter values before any work (``validate_params``)."""
+
+    name = "strict"
+    description = "Refuses a bad depth up front"
+
+    def __init__(self, depth: int = 3) -> None:
+        self.depth = depth
+
+    def validate_params(self) -> None:
+        if self.depth < 1:
+            raise hizkit.HizkitError(f"depth must be at least 1, got {self.depth}")
+
+    def fit(self, train, valid=None):
+        raise AssertionError("trained before the parameters were checked")
+
+    def predict_proba(self, data):
+        raise AssertionError("never reached")
+
+    def _save_state(self, directory):
+        pass
+
+    def _load_state(self, directory):
+        pass
+
+
 class FaultPlugin:
     @hizkit.hookimpl
     def hizkit_register_data_sources(self):
         return [BoomSource, OneClassSource]
+
+    @hizkit.hookimpl
+    def hizkit_register_classifiers(self):
+        return [StrictClassifier]
 
 
 @pytest.fixture
@@ -139,6 +169,12 @@ def test_wrongly_typed_config_values(cli, tmp_path, text, needle):
     cfg = toml(tmp_path, text + "\n")
     args = ("--data", "boom") if "source" not in text else ()
     one_line(*cli("bench", *args, "--classifiers", "colour", "--config", cfg), needle)
+
+
+def test_plugin_validates_its_values_before_any_work(cli, tmp_path):
+    cfg = toml(tmp_path, "[classifiers.strict]\ndepth = 0\n")
+    rc, err = cli("bench", "--data", "boom", "--classifiers", "colour,strict", "--config", cfg)
+    one_line(rc, err, "[classifiers.strict]: depth must be at least 1, got 0")
 
 
 def test_negative_seed_flag(cli, tmp_path):
