@@ -152,7 +152,7 @@ def build(
     bench = _table(doc, "bench")
     clf_sections: dict[str, dict[str, Any]] = _table(doc, "classifiers")
     given = classifiers if classifiers is not None else bench.get("classifiers", "cnn,rf")
-    labels = _as_list(given, "classifiers")
+    labels = _as_list(given, "the classifier list (--classifiers or [bench] classifiers)")
     specs = []
     for label in labels:
         section = dict(_table(clf_sections, label, f"classifiers.{label}"))

@@ -153,3 +153,26 @@ def test_interrupt_after_the_write_says_the_run_is_complete(cli, tmp_path, monke
     monkeypatch.setattr(hizkit.cli.console, "print", interrupted)
     rc, err = _bench(cli, tmp_path / "r")
     assert rc == 130 and "was written completely" in err and (tmp_path / "r").is_dir()
+
+
+@pytest.mark.parametrize("kind", ["directory", "file"])
+def test_a_killed_write_is_cleaned_next_time(tmp_path, kind):
+    """SIGKILL in the middle of a write leaves a hidden temporary; the next write
+    beside it removes it (the writer's process is gone)."""
+    target = tmp_path / ("run" if kind == "directory" else "fig.png")
+    helper = "new_directory" if kind == "directory" else "new_file"
+    code = (
+        "import os, signal\n"
+        "from pathlib import Path\n"
+        f"from hizkit.atomic import {helper}\n"
+        f"with {helper}({str(target)!r}) as tmp:\n"
+        "    (tmp / 'half.json' if tmp.is_dir() else tmp).write_text('{')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], timeout=60)
+    assert proc.returncode == -9
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert len(left) == 1 and not target.exists()
+    with atomic.new_directory(tmp_path / "next"):
+        pass
+    assert not left[0].exists()
