@@ -67,6 +67,14 @@ class Plugin:
         return f"{type(self).__name__}({args})"
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file hizkit wrote, or a one-line error naming it when it is damaged."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HizkitError(f"{path}: damaged, not valid JSON ({exc})") from None
+
+
 class Saveable:
     """Save and load a fitted plugin as a directory of safe formats: its parameters as
     JSON (``<kind>.json``) and its learned state written by :meth:`_save_state` (JSON,
@@ -91,10 +99,7 @@ class Saveable:
         meta_path = directory / f"{cls.kind}.json"
         if not meta_path.exists():
             raise HizkitError(f"{directory}: no {meta_path.name}, not a saved hizkit {cls.kind}")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HizkitError(f"{meta_path}: not valid JSON ({exc})") from None
+        meta = read_json(meta_path)
         if meta.get("plugin") != cls.name:
             raise HizkitError(f"{directory} holds a '{meta.get('plugin')}', not a '{cls.name}'")
         obj = cls.create(**meta.get("params", {}))  # type: ignore[attr-defined]

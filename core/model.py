@@ -36,7 +36,7 @@ import pandas as pd
 from hizkit import progress
 from hizkit.atomic import new_directory
 from hizkit.bench import BenchConfig, ClassifierSpec, _Pipeline, fit_classifier, resolve
-from hizkit.contracts import Classifier, Preprocessor
+from hizkit.contracts import Classifier, Preprocessor, read_json
 from hizkit.cuts import DETECTION_BANDS
 from hizkit.dataset import CLASSES, Dataset, ab_mag, flux_col, make_split
 from hizkit.errors import HizkitError
@@ -230,10 +230,7 @@ class TrainedModel:
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
             raise HizkitError(f"{path}: no {MANIFEST}; not a model written by hizkit train")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HizkitError(f"{manifest_path}: damaged ({exc})") from None
+        manifest = read_json(manifest_path)
         if not isinstance(manifest, dict) or manifest.get("format", 0) > FORMAT:
             raise HizkitError(f"{path}: a model format this hizkit cannot read; upgrade hizkit")
         for rel, digest in manifest.get("files", {}).items():

@@ -96,3 +96,13 @@ def small_mock() -> Dataset:
     return MockSurvey(
         n_lowz=40, n_highz=40, n_brown_dwarfs=6, n_unlabelled=1500, cutout_size=48, seed=3
     ).load()
+
+
+@pytest.fixture(scope="session")
+def jades_field(tmp_path_factory):
+    """A small simulated survey written in the JADES v2.0 layout (``hizkit simulate``)."""
+    from hizkit.plugins.mock import MockSurvey
+
+    out = tmp_path_factory.mktemp("field") / "jades"
+    MockSurvey(**MockSurvey.test_params).simulate_to(out)
+    return out

@@ -32,12 +32,8 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def field(tmp_path_factory):
-    from hizkit.plugins.mock import MockSurvey
-
-    out = tmp_path_factory.mktemp("field") / "jades"
-    MockSurvey(**MockSurvey.test_params).simulate_to(out)
-    return out
+def field(jades_field):
+    return jades_field
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,9 @@ def test_every_kind_has_builtins():
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(jades_field):
     """A small simulated survey written in the JADES v2.0 layout."""
-    from hizkit.plugins.mock import MockSurvey
-
-    out = tmp_path_factory.mktemp("files") / "jades"
-    MockSurvey(**MockSurvey.test_params).simulate_to(out)
-    return str(out)
+    return str(jades_field)
 
 
 @pytest.mark.parametrize("name", names("data_source"))

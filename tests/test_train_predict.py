@@ -20,13 +20,8 @@ FAST = {"xgb": {"n_estimators": 20}, "logistic": {}, "colour": {}}
 
 
 @pytest.fixture(scope="module")
-def field(tmp_path_factory):
-    """A small simulated field written in the JADES v2.0 layout."""
-    from hizkit.plugins.mock import MockSurvey
-
-    out = tmp_path_factory.mktemp("field") / "jades"
-    MockSurvey(**MockSurvey.test_params).simulate_to(out)
-    return out
+def field(jades_field):
+    return jades_field
 
 
 @pytest.fixture(scope="module")
