@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -428,12 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train classifiers once and keep them for hizkit predict",
-        description="Train each classifier once on the labelled sources (a stratified "
-        "train/validation split; the validation part steers training and gives the recorded "
-        "metrics) and write one model directory per classifier label: the fitted "
-        "preprocessors, the classifier (safe formats only) and a manifest.json (bands, pixel "
-        "scale, cutout size, training-data hash, validation metrics, training domain, "
-        "versions).",
+        description=textwrap.fill(
+            "Train each classifier once on the labelled sources (a stratified "
+            "train/validation split; the validation part steers training and gives the recorded "
+            "metrics) and write one model directory per classifier label: the fitted "
+            "preprocessors, the classifier (safe formats only) and a manifest.json (bands, pixel "
+            "scale, cutout size, training-data hash, validation metrics, training domain, "
+            "versions).",
+            width=88,
+        ),
         epilog="examples:\n"
         "  hizkit train --classifiers cnn,xgb --out models/       # on the simulated survey\n"
         "  hizkit train --classifiers xgb --data jades:gs/ --config gs.toml --out models/\n"
@@ -457,13 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "predict",
         help="classify a new field with a trained model: candidate table, regions, HTML",
-        description="Apply a model written by `hizkit train` to every source of a field. "
-        "Sources flow in chunks (cutouts -> preprocessors -> classifier -> rows), so memory "
-        "does not grow with the catalog; each finished chunk is saved and an interrupted run "
-        "continues with --resume. Writes candidates.fits/.csv (id, ra, dec, p_lowz, p_highz, "
-        "p_brown_dwarf, predicted, z_phot when the catalog has one, flags), candidates.reg "
-        "(DS9) and candidates.html (the most probable high-z galaxies and brown dwarfs with "
-        "their cutouts). No labels, photo-z or quality cuts are needed.",
+        description=textwrap.fill(
+            "Apply a model written by `hizkit train` to every source of a field. "
+            "Sources flow in chunks (cutouts -> preprocessors -> classifier -> rows), so memory "
+            "does not grow with the catalog; each finished chunk is saved and an interrupted run "
+            "continues with --resume. Writes candidates.fits/.csv (id, ra, dec, p_lowz, p_highz, "
+            "p_brown_dwarf, predicted, z_phot when the catalog has one, flags), candidates.reg "
+            "(DS9) and candidates.html (the most probable high-z galaxies and brown dwarfs with "
+            "their cutouts). No labels, photo-z or quality cuts are needed.",
+            width=88,
+        ),
         epilog="examples:\n"
         "  hizkit predict --model models/cnn --data jades:field/ --out candidates/\n"
         "  hizkit predict --model models/cnn --data jades:field/ --out candidates/ --resume",
