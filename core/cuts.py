@@ -80,6 +80,10 @@ class QualityCuts:
     @classmethod
     def from_dict(cls, values: dict | None) -> QualityCuts:
         """From a config table such as ``{"min_snr": 10, "max_pdf_width": 0.5}``."""
+        if values is not None and not isinstance(values, dict):
+            raise HizkitError(
+                f"quality_cuts must be a table such as {{min_snr = 10}}, got {values!r}"
+            )
         values = dict(values or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -91,8 +95,21 @@ class QualityCuts:
             v = values.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise HizkitError(f"quality cut {key} must be a number, got {v!r}")
+            if v is not None and v != v:  # NaN: every comparison fails, every source cut
+                raise HizkitError(f"quality cut {key} must be a number, not NaN")
+        if "drop_stars" in values and not isinstance(values["drop_stars"], bool):
+            raise HizkitError(
+                f"quality cut drop_stars must be true or false, got {values['drop_stars']!r}"
+            )
         if "detection_bands" in values:
-            values["detection_bands"] = tuple(values["detection_bands"])
+            bands = values["detection_bands"]
+            if isinstance(bands, str):
+                bands = [bands]
+            if not isinstance(bands, (list, tuple)) or not all(isinstance(b, str) for b in bands):
+                raise HizkitError(
+                    f"quality cut detection_bands must be a list of bands, got {bands!r}"
+                )
+            values["detection_bands"] = tuple(bands)
         return cls(**values)
 
     @property

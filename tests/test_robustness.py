@@ -225,3 +225,21 @@ def test_ablate_with_band_bound_classifier(cli, tmp_path):
     assert rc == 0, err
     assert "warning: colour cannot run" in err and "Traceback" not in err
     assert (out / "ablation.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "cuts, needle",
+    [
+        ("quality_cuts = 5", "quality_cuts must be a table"),
+        ("quality_cuts = {min_snr = nan}", "not NaN"),
+        ('quality_cuts = {drop_stars = "yes"}', "drop_stars must be true or false"),
+        ("quality_cuts = {detection_bands = 5}", "detection_bands must be a list"),
+    ],
+)
+def test_bad_quality_cuts(cuts, needle):
+    import tomllib
+
+    from hizkit.cuts import QualityCuts
+
+    with pytest.raises(hizkit.HizkitError, match=needle):
+        QualityCuts.from_dict(tomllib.loads(cuts)["quality_cuts"])
