@@ -267,6 +267,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     source = get_registry().create("data_source", "mock", **params)
+    refuse_existing(Path(args.out))  # before the simulation, not after it
+    check_writable(args.out)
     with progress.live():
         paths = source.simulate_to(Path(args.out), plot=args.plot)
     for p in paths:

@@ -176,3 +176,10 @@ def test_a_killed_write_is_cleaned_next_time(tmp_path, kind):
     with atomic.new_directory(tmp_path / "next"):
         pass
     assert not left[0].exists()
+
+
+def test_simulate_checks_the_output_before_simulating(cli, tmp_path):  # noqa: F811
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    rc, err = cli("simulate", "--out", str(blocker / "sim"), "--n-lowz", "1")
+    one_line(rc, err, "is a file, not a directory")
