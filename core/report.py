@@ -270,6 +270,7 @@ def keep_after_failure(out: Path, exc: Exception, name: str, write) -> None:
     from hizkit.atomic import recovery_dir
 
     reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    plural = name.endswith("s")
     user_error = isinstance(exc, OSError | HizkitError)
     place, problem = None, ""
     try:
@@ -282,9 +283,10 @@ def keep_after_failure(out: Path, exc: Exception, name: str, write) -> None:
                 raise exc from again
             raise HizkitError(
                 f"could not write {out} ({reason}), nor a recovery copy ({problem}); "
-                f"the finished {name} is lost"
+                f"the finished {name} {'are' if plural else 'is'} lost"
             ) from None
-    kept = f"the finished {name} was kept in {place}"
+    was = "were" if plural else "was"
+    kept = f"the finished {name} {was} kept in {place}"
     if problem:
         kept = f"part of the finished {name} was kept in {place} ({problem})"
     if user_error:

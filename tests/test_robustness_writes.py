@@ -183,3 +183,22 @@ def test_simulate_checks_the_output_before_simulating(cli, tmp_path):  # noqa: F
     blocker.write_text("")
     rc, err = cli("simulate", "--out", str(blocker / "sim"), "--n-lowz", "1")
     one_line(rc, err, "is a file, not a directory")
+
+
+def test_trained_models_are_kept_when_out_is_taken(cli, tmp_path, monkeypatch):  # noqa: F811
+    import hizkit.model
+
+    out = tmp_path / "models"
+    real = hizkit.model.train_models
+
+    def and_meanwhile(*args, **kwargs):
+        models = real(*args, **kwargs)
+        out.mkdir()  # someone else's models appeared at --out during training
+        return models
+
+    monkeypatch.setattr(hizkit.model, "train_models", and_meanwhile)
+    rc, err = cli("train", "--data", "tiny", "--classifiers", "colour", "--out", str(out))
+    one_line(rc, err, "the finished models were kept in")
+    kept = next(tmp_path.glob("models.recovered-*"))
+    assert (kept / "colour" / "manifest.json").is_file()
+    assert hizkit.load_model(kept / "colour").label == "colour"
