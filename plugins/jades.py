@@ -211,18 +211,48 @@ def _open(path: Path):
     if path.name.endswith(".gz"):
         _check_gzip(path)
     try:
-        with warnings.catch_warnings():
-            # a truncated file only warns in astropy; here it is an error
-            warnings.simplefilter("error", VerifyWarning)
-            warnings.filterwarnings("error", "File may have been truncated", AstropyUserWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AstropyUserWarning)
+            warnings.simplefilter("error", VerifyWarning)  # a subclass: this filter first
             hdul = fits.open(path, memmap=not path.name.endswith(".gz"))
             len(hdul)  # read every header now, not lazily later
-        return hdul
-    except (OSError, ValueError, TypeError, EOFError, VerifyWarning, AstropyUserWarning) as exc:
+    except (OSError, ValueError, TypeError, EOFError, VerifyWarning) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HizkitError(
             f"{path}: not a readable FITS file, truncated or corrupt ({reason})"
         ) from None
+    for w in caught:
+        if "truncated" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        elif short := _short_by(hdul, path):
+            # astropy only warns about a truncated file; here it is an error (a file
+            # lacking only the padding of its last block is whole and read)
+            hdul.close()
+            raise HizkitError(f"{path}: not a readable FITS file, truncated or corrupt ({short})")
+    return hdul
+
+
+def _short_by(hdul, path: Path) -> str:
+    """Why ``path`` is truncated: an HDU whose data (unpadded) runs past the end of
+    the file; "" when every HDU's data is whole."""
+    if path.name.endswith(".gz"):
+        return ""  # sizes are of the compressed file; _check_gzip has checked it
+    size = path.stat().st_size
+    for i, hdu in enumerate(hdul):
+        h = hdu.header
+        naxis = int(h.get("NAXIS", 0))
+        pixels = int(np.prod([int(h.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1)]))
+        nbytes = (
+            abs(int(h.get("BITPIX", 8)))
+            // 8
+            * int(h.get("GCOUNT", 1))
+            * (int(h.get("PCOUNT", 0)) + (pixels if naxis else 0))
+        )
+        end = hdul.fileinfo(i)["datLoc"] + nbytes
+        if end > size:
+            name = h.get("EXTNAME", f"HDU {i}")
+            return f"{name} needs {end} bytes, the file has {size}"
+    return ""
 
 
 #: (what, file) already reported: a field read in chunks warns once per file

@@ -162,3 +162,17 @@ def test_duplicate_ids_reach_the_cli_as_one_line(copy, cli, tmp_path):  # noqa: 
         "bench", "--data", f"jades:{copy}", "--classifiers", "colour", "--out", str(tmp_path / "r")
     )
     one_line(rc, err, "repeats values")
+
+
+def test_missing_final_padding_only_is_read(copy):
+    """Some writers leave out the padding of the last 2880-byte block: astropy warns that
+    the file "may have been truncated", but every pixel is there."""
+    target = mosaic(copy)
+    with fits.open(target) as hdul:
+        info = hdul.fileinfo(2)
+        nbytes = hdul[2].data.nbytes
+    whole = target.read_bytes()
+    assert len(whole) > info["datLoc"] + nbytes  # there is padding to leave out
+    target.write_bytes(whole[: info["datLoc"] + nbytes])
+    data = load(copy, errors=True)
+    assert np.isfinite(data.errors[:, 3]).any()
