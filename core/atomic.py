@@ -81,7 +81,7 @@ def follow_umask(path: Path, directory: bool) -> None:
 
 
 def _host() -> str:
-    return format(zlib.crc32(socket.gethostname().encode()) & 0xFFFF, "04x")
+    return format(zlib.crc32(socket.gethostname().encode()), "08x")
 
 
 def _prefix(path: Path) -> str:
