@@ -62,6 +62,11 @@ class BenchConfig:
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise HizkitError(f"classifier label(s) given twice: {', '.join(dupes)}")
+        if len(self.fractions) != 3 or self.fractions[0] <= 0 or self.fractions[2] <= 0:
+            raise HizkitError(
+                f"split fractions must give the training and test parts a share, got "
+                f"{tuple(self.fractions)}"
+            )
 
 
 @dataclass
@@ -330,8 +335,11 @@ def run_benchmark(
     registry = registry or get_registry()
     config.validate()
     y = dataset.y
-    if (y >= 0).sum() == 0:
-        raise HizkitError("the dataset has no labelled sources to train and test on")
+    if len(np.unique(y[y >= 0])) < 2:
+        raise HizkitError(
+            f"the dataset has labelled sources of {len(np.unique(y[y >= 0]))} class(es); "
+            "comparing classifiers needs at least two (accuracy on one class is meaningless)"
+        )
 
     specs = config.classifiers
     plan = resolve(dataset, config, registry)

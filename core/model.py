@@ -506,6 +506,7 @@ def train(
     data_spec, bench_config = cfg.build(
         doc, data=data if isinstance(data, str) else None, classifiers=names, seed=seed
     )
+    cfg.check_plugins(doc, bench_config, registry)  # names and parameters before any work
     if valid_fraction is None:
         valid_fraction = float(doc.get("train", {}).get("valid_fraction", 0.2))
     if isinstance(data, Dataset):
