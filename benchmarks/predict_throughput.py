@@ -96,7 +96,7 @@ class TreeMemory:
     once) in all, and its anonymous part (what the run allocates, without the page
     cache of the memory-mapped mosaics, which the kernel can drop)."""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int, every: float = 1.0) -> None:
         self.pid, self.every = pid, every
         self.peak = {"pss": 0, "pss_anon": 0}
         self._stop = threading.Event()
