@@ -14,7 +14,9 @@ WCS) and its catalog extensions are repeated with new IDs and positions. Then:
 3. times a plain reference on a sample of the same sources: the same network and weights
    in plain eager PyTorch (NCHW, float32, ``no_grad``) over ``astropy.nddata.Cutout2D``
    cutouts, extrapolated to the field;
-4. times hizkit's own stages on that sample (cutting, segment, normalise, network).
+4. times hizkit's own stages on that sample (cutting, segment, normalise, network); the
+   sample is one chunk's worth of sources from the middle of the field, contiguous as
+   predict's chunks are.
 
 It ends with one JSON line. Run from a checkout after ``make test`` built ``.venv``::
 
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 JADES_GOODS_S = 85_420
 
@@ -260,6 +263,19 @@ def ensure_models(work: Path) -> Path:
     return models
 
 
+def contiguous_sample(field: Path, n: int) -> np.ndarray:
+    """The rows of one chunk from the middle of the field, as ``hizkit predict`` orders
+    them: a strip of the mosaic (a random sample would read every row of every mosaic)."""
+    from astropy.table import Table
+
+    from hizkit.predict import chunk_plan
+
+    cat = Table.read(next(field.glob("*catalog.fits")), hdu="FLAG")
+    frame = {"ra": np.asarray(cat["RA"], float), "dec": np.asarray(cat["DEC"], float)}
+    plan = chunk_plan(pd.DataFrame(frame), n)
+    return np.sort(plan[len(plan) // 2])
+
+
 def in_child(what: str, model: Path, field: Path, sample: np.ndarray) -> dict:
     """Run a timing in a fresh process: allocator state and caches are its own."""
     proc = subprocess.run(
@@ -293,8 +309,7 @@ def main() -> None:
     figures: dict[str, object] = {"sources": args.sources}
     field = ensure_field(work, args.sources)
     models = ensure_models(work)
-    rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(args.sources, min(args.sample, args.sources), replace=False))
+    sample = contiguous_sample(field, args.sample)
     for label in args.classifiers.split(","):
         out = work / f"predict-{label}-{time.strftime('%H%M%S')}"
         r = run_predict(models / label, field, out)
