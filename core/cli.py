@@ -380,9 +380,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from hizkit.registry import get_registry
 
-    infos = get_registry().all()
+    registry = get_registry()
+    infos = registry.all()
     if args.json:
-        print(json.dumps([i.as_dict() for i in infos], indent=2))
+        print(json.dumps([i.as_dict() for i in [*infos, *registry.broken]], indent=2))
         return 0
     table = Table(title="hizkit plugins")
     for col in ("kind", "name", "distribution", "version"):
@@ -390,6 +391,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     table.add_column("description", ratio=1)
     for i in infos:
         table.add_row(i.kind.replace("_", " "), i.name, i.distribution, i.version, i.description)
+    for b in registry.broken:
+        table.add_row("[red]broken[/]", b.name, b.distribution, b.version, b.error)
     console.print(table)
     return 0
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pluggy
 
-from hizkit import hookspecs
+from hizkit import hookspecs, progress
 from hizkit.contracts import CONTRACTS, Plugin
 from hizkit.errors import HizkitError
 
@@ -84,6 +84,26 @@ class PluginInfo:
         }
 
 
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An installed plugin that could not be loaded, and why."""
+
+    name: str
+    distribution: str
+    version: str
+    error: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "kind": "broken",
+            "distribution": self.distribution,
+            "version": self.version,
+            "provider": self.name,
+            "description": self.error,
+        }
+
+
 class Registry:
     """Discovers plugins, checks them, and creates them by name."""
 
@@ -94,28 +114,69 @@ class Registry:
             autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
+        self._builtins = set(builtins)
+        #: installed plugins that failed to load or whose hook raised: skipped, reported
+        self.broken: list[BrokenPlugin] = []
+        self._dists: dict[str, tuple[str, str]] = {}
         for module_name in builtins:
             self._pm.register(importlib.import_module(module_name), name=module_name)
-        if autoload:
-            self._pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         try:
             self._pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise HizkitError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
-        self._dists = {
-            self._pm.get_name(plugin): (dist.project_name, dist.version)
-            for plugin, dist in self._pm.list_plugin_distinfo()
-        }
+        if autoload:
+            self.load_entry_points()
         self._plugins: dict[str, dict[str, PluginInfo]] = {k: {} for k in HOOKS}
         for kind in HOOKS:
             self._collect(kind)
+        if self.broken:  # a hook that raised: collect again without its plugin
+            for kind in HOOKS:
+                self._collect(kind)
+
+    def load_entry_points(self) -> None:
+        """Register the installed plugins of the ``hizkit`` entry-point group. One that
+        fails to import or declares an unknown hook is reported in one line and skipped:
+        the others keep working."""
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if self._pm.get_plugin(ep.name) is not None or self._pm.is_blocked(ep.name):
+                continue
+            dist = (ep.dist.name, ep.dist.version) if ep.dist else (ep.value, "?")
+            self._dists[ep.name] = dist
+            try:
+                self._pm.register(ep.load(), name=ep.name)
+                self._pm.check_pending()
+            except Exception as exc:
+                if self._pm.get_plugin(ep.name) is not None:
+                    self._pm.unregister(name=ep.name)
+                self._skip(ep.name, exc)
+
+    def _skip(self, provider: str, exc: BaseException) -> None:
+        dist, version = self._dists.get(provider, (provider, "?"))
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        self.broken.append(BrokenPlugin(provider, dist, version, error))
+        if self._pm.get_plugin(provider) is not None:
+            self._pm.unregister(name=provider)
+        progress.warn(
+            f"plugin {provider} ({dist} {version}) is broken and skipped: {error}. "
+            f"Set {DISABLE_AUTOLOAD_ENV}=1 to skip every installed plugin"
+        )
 
     def register(self, module: Any, name: str | None = None) -> None:
-        """Register one more plugin object (tests and notebooks use this)."""
-        self._pm.register(module, name=name)
-        self._pm.check_pending()
-        for kind in HOOKS:
-            self._collect(kind)
+        """Register one more plugin object (tests and notebooks use this). A plugin that
+        fails the checks is unregistered again, so the registry stays usable."""
+        name = self._pm.register(module, name=name)
+        try:
+            try:
+                self._pm.check_pending()
+            except pluggy.PluginValidationError as exc:
+                raise HizkitError(f"plugin {name!r} implements an unknown hook: {exc}") from None
+            for kind in HOOKS:
+                self._collect(kind)
+        except BaseException:
+            self._pm.unregister(name=name)
+            for kind in HOOKS:
+                self._collect(kind)
+            raise
 
     def _collect(self, kind: str) -> None:
         contract = CONTRACTS[kind]
@@ -123,7 +184,15 @@ class Registry:
         found: dict[str, PluginInfo] = {}
         for impl in hook.get_hookimpls():  # registration order: builtins first
             provider = impl.plugin_name
-            classes = impl.function() or []
+            if any(b.name == provider for b in self.broken):
+                continue
+            try:
+                classes = impl.function() or []
+            except Exception as exc:
+                if provider in self._builtins:
+                    raise
+                self._skip(provider, exc)  # an installed plugin's hook raised
+                continue
             for cls in classes:
                 if not (isinstance(cls, type) and issubclass(cls, contract)):
                     raise HizkitError(

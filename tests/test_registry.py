@@ -76,16 +76,59 @@ def test_every_hook_is_documented_and_prefixed():
 def test_autoload_switch(monkeypatch):
     calls = []
     monkeypatch.setenv("HIZKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
-    import pluggy
-
-    orig = pluggy.PluginManager.load_setuptools_entrypoints
-    monkeypatch.setattr(
-        pluggy.PluginManager,
-        "load_setuptools_entrypoints",
-        lambda self, group: calls.append(group) or orig(self, group),
-    )
+    monkeypatch.setattr(Registry, "load_entry_points", lambda self: calls.append("hizkit"))
     Registry()
     assert calls == []
     monkeypatch.delenv("HIZKIT_DISABLE_PLUGIN_AUTOLOAD")
     Registry()
     assert calls == ["hizkit"]
+
+
+class _EntryPoint:
+    """What importlib.metadata gives for an installed plugin, loading ``target``."""
+
+    def __init__(self, name, target):
+        self.name, self.value, self.dist, self._target = name, f"{name}_module", None, target
+
+    def load(self):
+        return self._target()
+
+
+class _RaisingHook:
+    @hizkit.hookimpl
+    def hizkit_register_classifiers(self):
+        raise RuntimeError("this plugin's hook is broken")
+
+
+def _missing_module():
+    raise ImportError("No module named 'numpyy'")
+
+
+def test_broken_installed_plugins_are_skipped_and_listed(monkeypatch, capsys):
+    from hizkit import registry as reg_mod
+
+    eps = [_EntryPoint("badimport", _missing_module), _EntryPoint("badhook", _RaisingHook)]
+    monkeypatch.setattr(reg_mod.metadata, "entry_points", lambda group: eps)
+    reg = Registry(autoload=True)
+    assert {b.name for b in reg.broken} == {"badimport", "badhook"}
+    assert "cnn" in reg.names("classifier")  # everything else keeps working
+    err = capsys.readouterr().err
+    assert "numpyy" in err and "this plugin's hook is broken" in err
+    assert "HIZKIT_DISABLE_PLUGIN_AUTOLOAD=1" in err
+    assert {d["kind"] for d in (b.as_dict() for b in reg.broken)} == {"broken"}
+
+
+def test_failed_register_leaves_the_registry_usable():
+    class NotAClassifier:
+        name = "nope"
+
+    class Bad:
+        @hizkit.hookimpl
+        def hizkit_register_classifiers(self):
+            return [NotAClassifier]
+
+    reg = Registry(autoload=False)
+    with pytest.raises(hizkit.HizkitError):
+        reg.register(Bad(), name="bad")
+    assert "cnn" in reg.names("classifier")
+    reg.register(type("Fine", (), {})(), name="fine")  # registering still works
