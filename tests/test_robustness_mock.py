@@ -120,3 +120,27 @@ def test_unwritable_cache_builds_in_memory(tmp_path, monkeypatch, capsys):
     assert len(data) == 7
     text = said(capsys)
     assert "cannot write the survey cache" in text and "in memory" in text
+
+
+def test_two_processes_build_one_survey_once(tmp_path):
+    """The second process waits on the cache entry's lock and loads the first's build."""
+    import subprocess
+    import sys
+
+    code = (
+        "from hizkit.plugins.mock import MockSurvey, survey; build = survey.build;"
+        "survey.build = lambda p: (print('BUILD'), build(p))[1];"
+        "MockSurvey(n_lowz=20, n_highz=20, n_brown_dwarfs=3, n_unlabelled=0,"
+        " cutout_size=32, seed=77).load(); print('built')"
+    )
+    env = {**__import__("os").environ, "HIZKIT_CACHE_DIR": str(tmp_path)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs) and all("built" in o for o in outs)
+    assert sum(o.count("BUILD") for o in outs) == 1  # the second waited and loaded
+    entries = list(tmp_path.glob("mock-*.npz"))
+    assert len(entries) == 1
+    assert not list(tmp_path.glob(".mock-*"))  # no partial file left behind

@@ -11,11 +11,13 @@ it in the JADES v2.0 layout and draws the ``--plot`` figures.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import hizkit
-from hizkit import Dataset, HizkitError
+from hizkit import Dataset, HizkitError, progress
 from hizkit.atomic import refuse_existing
 from hizkit.cuts import QualityCuts
 from hizkit.plugins.mock import survey
@@ -111,15 +113,17 @@ class MockSurvey(hizkit.DataSource):
             raise HizkitError("mock takes no location (use --data mock)")
         params = self._validated()
         path = survey.cache_dir() / f"mock-{survey.cache_key(params)}.npz"
-        if self.cache and path.exists():
-            try:
-                return survey.load(path)
-            except (OSError, ValueError, KeyError):
-                path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
-        ds = survey.build(params)
-        if self.cache:
+        if not self.cache:
+            return survey.build(params)
+        with _build_lock(path):  # a second process waits, then loads what the first built
+            if path.exists():
+                try:
+                    return survey.load(path)
+                except (OSError, ValueError, KeyError):
+                    path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+            ds = survey.build(params)
             survey.save(ds, path)
-        return ds
+            return ds
 
     def simulate_to(self, out: str | Path, plot: bool = False) -> list[Path]:
         """Write the survey in the JADES v2.0 layout into the new directory ``out``
@@ -132,6 +136,31 @@ class MockSurvey(hizkit.DataSource):
         if plot:
             paths += jades_writer.plot(data, out)
         return paths
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s entry while it is built, so two processes
+    never build the same survey at once (no lock where the cache cannot be written or
+    the platform has no ``fcntl``: the atomic cache write still keeps the entry whole)."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 (held for the block)
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress.log("another process is building this survey: waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @hizkit.hookimpl
