@@ -165,7 +165,7 @@ def _save_models(models, out: Path) -> Path:
             model.write_into(directory / label)
 
     try:
-        path = save_models(models, out)
+        path = save_models(models, out, existing="sibling")
     except Exception as exc:
         keep_after_failure(Path(out), exc, "models", write_into)
         raise  # keep_after_failure always raises

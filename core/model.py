@@ -205,9 +205,10 @@ class TrainedModel:
 
     def save(self, path: str | Path) -> Path:
         """Write the model as a new directory (atomically; an existing path is refused)."""
-        with new_directory(path) as tmp:
+        target = new_directory(path)
+        with target as tmp:
             self.write_into(tmp)
-        self.path = Path(path)
+        self.path = target.path
         return self.path
 
     def write_into(self, directory: Path) -> None:
@@ -456,16 +457,19 @@ def models_from_benchmark(result: Any, registry: Registry | None = None) -> dict
     return models
 
 
-def save_models(models: dict[str, TrainedModel], out: str | Path) -> Path:
+def save_models(models: dict[str, TrainedModel], out: str | Path, existing: str = "refuse") -> Path:
     """Write ``{label: model}`` as ``out/<label>/`` directories (``out`` is new, written
-    atomically: it appears only when every model is in it)."""
-    with new_directory(out) as tmp:
+    atomically: it appears only when every model is in it). ``existing="sibling"`` (for
+    a caller that checked ``out`` free before training): if ``out`` appeared meanwhile,
+    the models take the next free sibling name. Returns the directory written."""
+    target = new_directory(out, existing=existing)
+    with target as tmp:
         for label, model in models.items():
             (tmp / label).mkdir()
             model.write_into(tmp / label)
     for label, model in models.items():
-        model.path = Path(out) / label
-    return Path(out)
+        model.path = target.path / label
+    return target.path
 
 
 def load_model(path: str | Path, registry: Registry | None = None) -> TrainedModel:
