@@ -310,13 +310,24 @@ class CNN(hizkit.Classifier):
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
 
-    def _check(self, data: Dataset) -> None:
-        if data.cutouts is None:
-            raise hizkit.HizkitError("cnn needs cutouts; this dataset has none")
+    def validate_params(self) -> None:
+        """Parameter values checked before any work (the configuration calls this)."""
         if self.select_by not in ("val_loss", "val_balanced_accuracy"):
             raise hizkit.HizkitError("cnn: select_by must be val_loss or val_balanced_accuracy")
         if self.class_weight not in (None, "balanced"):
             raise hizkit.HizkitError("cnn: class_weight must be None or 'balanced'")
+        for key in ("epochs", "batch_size", "width"):
+            if getattr(self, key) < 1:
+                raise hizkit.HizkitError(f"cnn: {key} must be at least 1, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise hizkit.HizkitError(f"cnn: lr must be positive, got {self.lr}")
+        if not 0 <= self.dropout < 1:
+            raise hizkit.HizkitError(f"cnn: dropout must lie in [0, 1), got {self.dropout}")
+
+    def _check(self, data: Dataset) -> None:
+        if data.cutouts is None:
+            raise hizkit.HizkitError("cnn needs cutouts; this dataset has none")
+        self.validate_params()
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> CNN:
         with keep_freed_memory():

@@ -52,6 +52,19 @@ class XGBoostHOG(hizkit.Classifier):
         self.n_jobs = n_jobs
         self.seed = seed
 
+    def validate_params(self) -> None:
+        """Parameter values checked before any work (the configuration calls this)."""
+        if self.class_weight not in (None, "balanced"):
+            raise hizkit.HizkitError("xgb: class_weight must be None or 'balanced'")
+        if self.n_estimators < 1 or self.max_depth < 1:
+            raise hizkit.HizkitError("xgb: n_estimators and max_depth must be at least 1")
+        if not (0 < self.subsample <= 1 and 0 < self.colsample_bytree <= 1):
+            raise hizkit.HizkitError("xgb: subsample and colsample_bytree must lie in (0, 1]")
+        if not self.learning_rate > 0:
+            raise hizkit.HizkitError(
+                f"xgb: learning_rate must be positive, not {self.learning_rate}"
+            )
+
     def _features(self, data: Dataset) -> np.ndarray:
         if data.features is None:
             raise hizkit.HizkitError("xgb needs feature vectors: put 'hog' in its preprocessors")

@@ -127,3 +127,26 @@ def test_evaluator(name, data, tmp_path):
 def test_unknown_parameter_is_one_line_error():
     with pytest.raises(hizkit.HizkitError, match="no parameter 'bogus'"):
         REGISTRY.create("classifier", "colour", bogus=1)
+
+
+@pytest.mark.parametrize(
+    "kind", ["data_source", "preprocessor", "classifier", "evaluator"], ids=lambda k: k
+)
+def test_default_parameters_pass_their_own_checks(kind):
+    for name in names(kind):
+        plugin = REGISTRY.create(kind, name)
+        check = getattr(plugin, "validate_params", None)
+        if callable(check):
+            check()  # defaults are valid; a bad value is refused before any work
+
+
+def test_bad_classifier_value_is_refused_before_training(tmp_path, capsys):
+    from hizkit.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[classifiers.cnn]\nselect_by = "accuracy"\n')
+    rc = main(["bench", "--classifiers", "colour,cnn", "--config", str(cfg),
+               "--out", str(tmp_path / "r")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "select_by" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
