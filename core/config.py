@@ -35,12 +35,12 @@ Command-line flags override the file.
 from __future__ import annotations
 
 import inspect
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from hizkit.bench import BenchConfig, ClassifierSpec
 from hizkit.errors import HizkitError

@@ -364,7 +364,7 @@ def build_manifest(
         "label": label,
         "description": f"{spec.plugin} trained on {meta.get('source', '?')} "
         f"({len(train_part)} training sources)",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "classifier": {"plugin": spec.plugin, "params": classifier.get_params()},
         "preprocessors": [{"name": s.name, "params": s.get_params()} for s in steps],
         "training_chain": list(chain),

@@ -98,7 +98,7 @@ def results_document(result: BenchResult) -> dict[str, Any]:
     counts = labels.value_counts().to_dict() if labels is not None else {}
     doc: dict[str, Any] = {
         "hizkit_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "classes": list(CLASSES),
         "runs": result.config.runs,
         "seeds": [s.seed for s in result.splits],

@@ -29,6 +29,7 @@ import fnmatch
 import io
 import re
 import tarfile
+import tomllib
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,7 +38,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import tomllib
 
 import hizkit
 from hizkit import NIRCAM_BANDS, Dataset, HizkitError, progress
