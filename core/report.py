@@ -20,6 +20,7 @@ import datetime as dt
 import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -214,15 +215,60 @@ def summary_markdown(result: BenchResult, figures: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_html(md: str) -> str:
+    """The small Markdown that :func:`summary_markdown` writes (headings, paragraphs,
+    pipe tables, bullet lists, `code`, [links](...)) as HTML: the headline table is a real
+    table in the report, not preformatted text."""
+
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+        return re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"<a href='\2'>\1</a>", text)
+
+    out: list[str] = []
+    rows: list[list[str]] = []
+    items: list[str] = []
+
+    def flush() -> None:
+        if rows:
+            head, body = rows[0], [r for r in rows[1:] if not set("".join(r)) <= set("-: ")]
+            out.append("<table><thead><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head))
+            out.append("</tr></thead><tbody>")
+            for r in body:
+                out.append("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>")
+            out.append("</tbody></table>")
+            rows.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        if line.startswith("- "):
+            items.append(line[2:])
+            continue
+        flush()
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")), 6)
+            out.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
 def report_html(markdown_table: str, figures: list[Path]) -> str:
-    """A self-contained HTML page: the summary as preformatted text and embedded PNGs."""
+    """A self-contained HTML page: the summary rendered as HTML and embedded PNGs."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>hizkit benchmark</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}pre{background:#f6f6f6;"
-        "padding:1em;overflow-x:auto}</style></head><body>",
-        "<h1>hizkit benchmark</h1>",
-        f"<pre>{html.escape(markdown_table)}</pre>",
+        "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}"
+        "table{border-collapse:collapse}th,td{padding:3px 10px;border-bottom:1px solid #ddd;"
+        "text-align:right}th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}"
+        "</style></head><body>",
+        markdown_html(markdown_table),
     ]
     for fig in figures:
         data = base64.b64encode(fig.read_bytes()).decode("ascii")

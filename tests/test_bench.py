@@ -146,7 +146,10 @@ def test_run_directory(reg, tiny, tmp_path):
     preds = (out / "predictions.csv").read_text().splitlines()
     assert preds[0].startswith("run,classifier,id,true")
     parser = _Collect()
-    parser.feed((out / "report.html").read_text())
+    page = (out / "report.html").read_text()
+    parser.feed(page)
+    assert "<th>classifier</th>" in page and "<td>logistic</td>" in page  # a real table
+    assert "<pre>" not in page and "| classifier |" not in page
     assert parser.images and all(src.startswith("data:image/png;base64,") for src in parser.images)
     figures = list((out / "figures").glob("*.png"))
     assert figures and all(f.stat().st_size > 1000 for f in figures)
