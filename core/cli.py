@@ -75,17 +75,15 @@ def _setup(args: argparse.Namespace, evaluators: str | None, default_base: str):
     out = Path(given) if given else report.default_run_dir(default_base)
     report.check_new_dir(out)
     check_writable(out)
-    return data_spec, config, registry, out
+    return data_spec, config, registry, out, doc
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from hizkit import report
     from hizkit.bench import run_benchmark
 
-    data_spec, config, registry, out = _setup(args, args.evaluators, "hizkit-runs")
-    scheduler = check_scheduler(
-        args.scheduler or _read_config(args).get("bench", {}).get("scheduler")
-    )
+    data_spec, config, registry, out, doc = _setup(args, args.evaluators, "hizkit-runs")
+    scheduler = check_scheduler(args.scheduler or doc.get("bench", {}).get("scheduler"))
     with progress.live():
         progress.log(f"loading data: {data_spec.source}")
         dataset = _load_data(data_spec)
@@ -176,8 +174,7 @@ def _save_models(models, out: Path) -> Path:
 def cmd_train(args: argparse.Namespace) -> int:
     from hizkit.model import train_models
 
-    data_spec, config, registry, out = _setup(args, "classification", "hizkit-models")
-    doc = _read_config(args)
+    data_spec, config, registry, out, doc = _setup(args, "classification", "hizkit-models")
     valid = _setting(args, doc, "train", "valid_fraction", 0.2, float, 0.0, 1.0)
     with progress.live():
         progress.log(f"loading data: {data_spec.source}")
@@ -345,7 +342,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_ablate(args: argparse.Namespace) -> int:
     from hizkit.ablate import run_ablation, write_ablation
 
-    data_spec, config, registry, out = _setup(args, "classification", "hizkit-ablations")
+    data_spec, config, registry, out, _ = _setup(args, "classification", "hizkit-ablations")
     with progress.live():
         dataset = _load_data(data_spec)
         _check_classes(dataset)

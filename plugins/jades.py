@@ -1190,20 +1190,17 @@ def _find_by_suffix(
     with _open(sci_path) as hdul:
         names = [h.name for h in hdul]
     science = _Image(sci_path, ext["science"] if ext["science"].upper() in names else "")
-    error = weight = None
-    if found["error"]:
-        with _open(found["error"][0]) as hdul:
-            has = ext["error"].upper() in [h.name for h in hdul]
-        error = _Image(found["error"][0], ext["error"] if has else "")
-    elif ext["error"]:
-        error = _Image(sci_path, ext["error"], optional=True)
-    if found["weight"]:
-        with _open(found["weight"][0]) as hdul:
-            has = ext["weight"].upper() in [h.name for h in hdul]
-        weight = _Image(found["weight"][0], ext["weight"] if has else "")
-    elif ext["weight"]:
-        weight = _Image(sci_path, ext["weight"], optional=True)
-    return _BandFiles(science, error, weight)
+
+    def image(kind: str) -> _Image | None:
+        """A separate file of this kind (its named extension, else its one image), else
+        the named extension of the science file, else none."""
+        if found[kind]:
+            with _open(found[kind][0]) as hdul:
+                has = ext[kind].upper() in [h.name for h in hdul]
+            return _Image(found[kind][0], ext[kind] if has else "")
+        return _Image(sci_path, ext[kind], optional=True) if ext[kind] else None
+
+    return _BandFiles(science, image("error"), image("weight"))
 
 
 def _catalog_root(path: Path, lay: dict[str, Any]) -> str:
