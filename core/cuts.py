@@ -19,9 +19,7 @@ import pandas as pd
 
 from hizkit.dataset import flux_col, fluxerr_col
 from hizkit.errors import HizkitError
-
-#: The detection stack of EPOCHS/JADES-style selections: the long-wavelength wide bands.
-DETECTION_BANDS: tuple[str, ...] = ("F277W", "F356W", "F444W")
+from hizkit.science import DETECTION_BANDS
 
 
 def stack_snr(flux: np.ndarray, err: np.ndarray) -> np.ndarray:

@@ -37,10 +37,10 @@ from hizkit import progress
 from hizkit.atomic import new_directory
 from hizkit.bench import BenchConfig, ClassifierSpec, _Pipeline, fit_classifier, resolve
 from hizkit.contracts import Classifier, Preprocessor, read_json
-from hizkit.cuts import DETECTION_BANDS
 from hizkit.dataset import CLASSES, Dataset, ab_mag, flux_col, make_split
 from hizkit.errors import HizkitError
 from hizkit.registry import Registry, get_registry
+from hizkit.science import DETECTION_BANDS
 
 MANIFEST = "manifest.json"
 #: the manifest's format; a model written in a newer format is refused with a clear error

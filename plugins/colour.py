@@ -19,7 +19,8 @@ F115W - F150W < 0, F444W < 28.5 AB and a compact profile (F444W flux radius belo
 photometric uncertainty: P(colour > threshold) = Phi((colour - threshold) / sigma), so a
 source near a boundary gets an honest probability. NIRCam alone has no dropout for
 4 < z < 6.5 (the break lies blue-ward of F090W): the colour cuts miss those galaxies,
-which is exactly what a learned method should beat.
+which is exactly what a learned method should beat. The boxes and criteria themselves
+are :mod:`hizkit.science`'s, shared with the ``jades`` labels and the simulator.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from scipy.special import ndtr
 
 import hizkit
 from hizkit import CLASSES, Dataset
-
-DROPOUTS = (  # (dropout band, next band, continuum from, continuum to)
-    ("F090W", "F115W", "F115W", "F200W"),
-    ("F115W", "F150W", "F150W", "F277W"),
-    ("F150W", "F200W", "F200W", "F356W"),
+from hizkit.science import (
+    BROWN_DWARF_BANDS,
+    DROPOUTS,
+    Colours,
+    brown_dwarf,
+    dropout,
+    require_bands,
 )
 
 
@@ -45,6 +48,10 @@ class ColourCuts(hizkit.Classifier):
     name = "colour"
     description = "Classical Lyman-break dropout and brown-dwarf colour cuts (no training)"
     requires: ClassVar[frozenset] = frozenset({"photometry"})
+    #: every band of a dropout box or of the brown-dwarf criteria, read by name
+    bands_needed: ClassVar[tuple[str, ...]] = tuple(
+        sorted({b for box in DROPOUTS for b in box} | set(BROWN_DWARF_BANDS))
+    )
 
     def __init__(
         self,
@@ -61,6 +68,7 @@ class ColourCuts(hizkit.Classifier):
         self.soft = soft
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> ColourCuts:
+        require_bands(train, self.bands_needed, self.name)
         return self  # nothing to learn: that is the point of this baseline
 
     def _prob(self, value: np.ndarray, sigma: np.ndarray, threshold: float) -> np.ndarray:
@@ -72,6 +80,7 @@ class ColourCuts(hizkit.Classifier):
             return ndtr((value - threshold) / np.maximum(np.nan_to_num(sigma, nan=1.0), 0.05))
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
+        require_bands(data, self.bands_needed, self.name)
         flux, err = data.photometry()
         bands = list(data.bands)
         mag = hizkit.limit_magnitudes(flux, err)  # NaN (no coverage) fails every cut
@@ -79,32 +88,18 @@ class ColourCuts(hizkit.Classifier):
         snr = np.where(np.isfinite(flux), flux / err, 0.0)
         # a limit is a bound, not a measurement: its colours carry no extra scatter
         dmag = np.where(snr > 1, 1.0857 / np.where(snr > 1, snr, 1.0), 0.0)
-
-        def colour(a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
-            i, j = bands.index(a), bands.index(b)
-            return mag[:, i] - mag[:, j], np.hypot(dmag[:, i], dmag[:, j])
+        colours = Colours(mag, bands, dmag)
 
         p_high = np.zeros(len(data))
-        for drop, nxt, c0, c1 in DROPOUTS:
-            brk, s_brk = colour(drop, nxt)
-            cont, s_cont = colour(c0, c1)
-            p = self._prob(brk, s_brk, self.break_colour)
-            p *= self._prob(-cont, s_cont, -self.continuum_colour)
-            blue = bands[: bands.index(drop)]
-            for b in blue:  # undetected blue-ward of the break
+        for box in DROPOUTS:
+            p = dropout(colours, box, self._prob, self.break_colour, self.continuum_colour)
+            for b in bands[: bands.index(box[0])]:  # undetected blue-ward of the break
                 p *= self._prob(-snr[:, bands.index(b)], np.ones(len(data)), -self.blue_snr)
             p_high = np.maximum(p_high, p)
 
-        red, s_red = colour("F277W", "F444W")
-        p_bd = self._prob(red, s_red, 1.0)
-        c1, s1 = colour("F115W", "F277W")
-        c2, s2 = colour("F115W", "F150W")
-        p_bd *= np.maximum(self._prob(-c1, s1, 0.0), self._prob(-c2, s2, 0.0))
-        i444 = bands.index("F444W")
-        p_bd *= self._prob(-mag[:, i444], dmag[:, i444], -28.5)
-        radius = data.catalog.get(f"radius_{'F444W'}")
-        if radius is not None:
-            p_bd *= self._prob(-radius.to_numpy(float), 0.02, -self.compact_radius)
+        radius = data.catalog.get(hizkit.radius_col("F444W"))
+        radius = None if radius is None else radius.to_numpy(float)
+        p_bd = brown_dwarf(colours, radius, self.compact_radius, self._prob)
         p_bd = p_bd * (1 - p_high)
         p_low = np.clip(1 - p_high - p_bd, 0, 1)
         proba = np.column_stack([p_low, p_high, p_bd])

@@ -15,6 +15,7 @@ import numpy as np
 
 import hizkit
 from hizkit import Dataset
+from hizkit.science import DETECTION_BANDS
 
 
 class Normalise(hizkit.Preprocessor):
@@ -24,7 +25,7 @@ class Normalise(hizkit.Preprocessor):
 
     def __init__(
         self,
-        detection_bands: tuple[str, ...] | list[str] = ("F277W", "F356W", "F444W"),
+        detection_bands: tuple[str, ...] | list[str] = DETECTION_BANDS,
         radius: float = 0.2,
         stretch: str | None = None,
         softening: float = 0.05,

@@ -19,6 +19,7 @@ import numpy as np
 
 import hizkit
 from hizkit import Dataset, progress
+from hizkit.science import DETECTION_BANDS
 
 
 def _robust_sigma(values: np.ndarray) -> float:
@@ -36,7 +37,7 @@ class Segment(hizkit.Preprocessor):
 
     def __init__(
         self,
-        detection_bands: tuple[str, ...] | list[str] = ("F277W", "F356W", "F444W"),
+        detection_bands: tuple[str, ...] | list[str] = DETECTION_BANDS,
         threshold: float = 1.5,
         npixels: int = 5,
         deblend: bool | str = "central",
