@@ -7,8 +7,10 @@ data source, preprocessor, classifier and evaluator is a plugin (see ``hizkit.pl
 from hizkit.contracts import (
     Classifier,
     DataSource,
+    Diagnostics,
     Evaluation,
     Evaluator,
+    PlotView,
     Plugin,
     Preprocessor,
 )
@@ -45,9 +47,11 @@ __all__ = [
     "Classifier",
     "DataSource",
     "Dataset",
+    "Diagnostics",
     "Evaluation",
     "Evaluator",
     "HizkitError",
+    "PlotView",
     "Plugin",
     "Preprocessor",
     "Split",

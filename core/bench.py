@@ -7,7 +7,8 @@ The data flow is one way::
 
 Preprocessors marked ``per_source`` (no fitted state) run once over the whole dataset and are
 reused by every run and classifier; the rest are fitted on the training part only, and
-``training_only`` ones never see validation or test data.
+``training_only`` ones never see validation or test data. The headline metrics
+(:mod:`hizkit.metrics`) are computed here for every classifier; evaluators add theirs.
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ from typing import Any
 import numpy as np
 
 from hizkit import progress
-from hizkit.contracts import Classifier, Evaluation, Evaluator, Preprocessor
+from hizkit.contracts import (
+    Classifier,
+    Diagnostics,
+    Evaluation,
+    Evaluator,
+    PlotView,
+    Preprocessor,
+)
 from hizkit.dataset import CLASSES, Dataset, Split, make_split
 from hizkit.errors import HizkitError
+from hizkit.metrics import headline
 from hizkit.registry import Registry, get_registry
-
-#: Evaluators that always run: results.json promises their metrics.
-REQUIRED_EVALUATORS: tuple[str, ...] = ("classification",)
 
 
 @dataclass
@@ -81,17 +87,23 @@ class ClassifierRun:
     predict_seconds: float
     evaluations: dict[str, Evaluation]
     classifier: Classifier
+    #: the core's metrics (:func:`hizkit.metrics.headline`), whatever evaluators ran
+    headline: Evaluation = field(default_factory=Evaluation)
     #: the fitted preprocessors that apply to new data, in order (what a model keeps)
     steps: list[Preprocessor] = field(default_factory=list)
+    diagnostics: Diagnostics | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
+        """Every scalar: timings, the evaluators' metrics, then the headline metrics
+        (which an evaluator cannot override)."""
         out: dict[str, float] = {
             "fit_seconds": self.fit_seconds,
             "predict_seconds": self.predict_seconds,
         }
         for ev in self.evaluations.values():
             out.update(ev.metrics)
+        out.update(self.headline.metrics)
         return out
 
 
@@ -122,6 +134,22 @@ class BenchResult:
             out[label] = stats
         return out
 
+    def plot_view(self, evaluator: str) -> PlotView:
+        """What the evaluator called ``evaluator`` is given to draw its figures."""
+        by_label = self.by_label()
+
+        def per_label(get) -> dict:
+            return {label: [get(r) for r in runs] for label, runs in by_label.items()}
+
+        return PlotView(
+            labels=list(by_label),
+            tests=[self.dataset.subset(s.test) for s in self.splits],
+            proba=per_label(lambda r: r.proba),
+            evaluations=per_label(lambda r: r.evaluations[evaluator]),
+            headline=per_label(lambda r: r.headline),
+            diagnostics=per_label(lambda r: r.diagnostics),
+        )
+
 
 def _mean_std(vals: np.ndarray) -> tuple[float, float]:
     finite = vals[np.isfinite(vals)]
@@ -131,8 +159,10 @@ def _mean_std(vals: np.ndarray) -> tuple[float, float]:
     return float(finite.mean()), std
 
 
-class _Pipeline:
-    """Builds and caches the prepared parts of the data for each classifier."""
+class Pipeline:
+    """Builds and caches the prepared parts of the data for each classifier: the one way
+    the harness, ``hizkit train`` and :mod:`hizkit.testing` turn a split into the inputs
+    a classifier's preprocessor chain gives it."""
 
     def __init__(self, dataset: Dataset, registry: Registry, config: BenchConfig) -> None:
         self.dataset = dataset
@@ -243,7 +273,7 @@ class Fitted:
 
 
 def fit_classifier(
-    pipeline: _Pipeline,
+    pipeline: Pipeline,
     spec: ClassifierSpec,
     cls: type[Classifier],
     chain: tuple[str, ...],
@@ -263,7 +293,7 @@ def fit_classifier(
 
 
 def run_one(
-    pipeline: _Pipeline,
+    pipeline: Pipeline,
     spec: ClassifierSpec,
     cls: type[Classifier],
     chain: tuple[str, ...],
@@ -289,22 +319,19 @@ def run_one(
         predict_seconds,
         evaluations,
         clf,
-        fitted.steps,
+        headline=headline(y_test, proba),
+        steps=fitted.steps,
+        diagnostics=clf.diagnostics(),
     )
 
 
 def _evaluators(config: BenchConfig, registry: Registry) -> dict[str, Evaluator]:
-    names = (
-        list(config.evaluators) if config.evaluators is not None else registry.names("evaluator")
-    )
-    for req in REQUIRED_EVALUATORS:
-        if req not in names:
-            names.insert(0, req)
+    names = config.evaluators if config.evaluators is not None else registry.names("evaluator")
     return {n: registry.create("evaluator", n, **config.evaluator_params.get(n, {})) for n in names}
 
 
 #: per Dask worker process: the pipeline (and its cache of per-source steps) of a dataset
-_WORKER_PIPELINES: dict[tuple[int, str], _Pipeline] = {}
+_WORKER_PIPELINES: dict[tuple[int, str], Pipeline] = {}
 
 
 def bench_task(dataset: Dataset, config: BenchConfig, label: str, run: int) -> ClassifierRun:
@@ -314,7 +341,7 @@ def bench_task(dataset: Dataset, config: BenchConfig, label: str, run: int) -> C
     key = (id(dataset), repr((config.seed, config.preprocessor_params)))
     if key not in _WORKER_PIPELINES:
         _WORKER_PIPELINES.clear()  # one dataset at a time per worker
-        _WORKER_PIPELINES[key] = _Pipeline(dataset, registry, config)
+        _WORKER_PIPELINES[key] = Pipeline(dataset, registry, config)
     spec = next(s for s in config.classifiers if s.label == label)
     cls, chain = resolve(dataset, config, registry)[label]
     split = make_split(dataset.y, config.seed + run, config.fractions)
@@ -351,7 +378,7 @@ def run_benchmark(
         if scheduler:
             results = _run_on_cluster(dataset, config, steps, scheduler)
         else:
-            pipeline = _Pipeline(dataset, registry, config)
+            pipeline = Pipeline(dataset, registry, config)
             for run, spec in progress.track(steps, "benchmark"):
                 cls, chain = plan[spec.label]
                 progress.log(f"run {run + 1}/{config.runs}: {spec.label}")

@@ -189,6 +189,8 @@ class Classifier(Saveable, Plugin, ABC):
     kind: ClassVar[str] = "classifier"
     requires: ClassVar[frozenset[Input]] = frozenset()
     preprocessors: ClassVar[tuple[str, ...]] = ()
+    #: bands the classifier reads by name; checked with hizkit.science.require_bands
+    bands_needed: ClassVar[tuple[str, ...]] = ()
     classes_: tuple[str, ...] = CLASSES
 
     @abstractmethod
@@ -203,6 +205,12 @@ class Classifier(Saveable, Plugin, ABC):
         """Return class names, one per source."""
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(data), axis=1)]
 
+    def diagnostics(self) -> Diagnostics | None:
+        """What the fitted classifier can show about itself (training history, an
+        embedding, clusters), or ``None``: the one way evaluators learn about a
+        classifier's insides, so none needs to know another plugin's attributes."""
+        return None
+
     @abstractmethod
     def _save_state(self, directory: Path) -> None:
         """Write the learned state in a safe format."""
@@ -210,6 +218,26 @@ class Classifier(Saveable, Plugin, ABC):
     @abstractmethod
     def _load_state(self, directory: Path) -> None:
         """Read back what :meth:`_save_state` wrote."""
+
+
+@dataclass
+class Diagnostics:
+    """A fitted classifier's view of itself (:meth:`Classifier.diagnostics`); every field
+    is optional and evaluators draw what is there.
+
+    ``history``: one record per epoch, keys like ``epoch``, ``train_loss``, ``val_loss``,
+    ``val_balanced_accuracy``, ``lr`` (the ``learning_curve`` figure). ``embedding``: an
+    ``(M, 2)`` map of the sources the classifier learned from; ``clusters``: their cluster
+    ids (``-1`` noise), ``silhouette`` its score (the ``clustering`` evaluator).
+    ``extra``: anything else, by name; keys read by builtin evaluators: ``"z"`` (the
+    redshift of each embedded source, ``(M,)``).
+    """
+
+    history: list[dict[str, float]] | None = None
+    embedding: np.ndarray | None = None
+    clusters: np.ndarray | None = None
+    silhouette: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -224,8 +252,43 @@ class Evaluation:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class PlotView:
+    """What :meth:`Evaluator.plot` sees of a finished benchmark: a narrow, stable view
+    rather than the harness's internals, so an evaluator keeps working when those change.
+
+    ``labels`` are the classifier labels in the order configured; ``tests[run]`` is the
+    test part of each run's split as loaded (before any preprocessing: cutouts, bands,
+    catalog); per label, one entry per run: ``proba`` (rows of ``tests[run]``, columns
+    ``classes``), ``evaluations`` (this evaluator's :class:`Evaluation`), ``headline`` (the
+    core's metrics; the confusion matrix in ``details["confusion"]``) and ``diagnostics``
+    (:meth:`Classifier.diagnostics`, ``None`` where the classifier has none).
+    """
+
+    labels: list[str]
+    tests: list[Dataset]
+    proba: dict[str, list[np.ndarray]]
+    evaluations: dict[str, list[Evaluation]]
+    headline: dict[str, list[Evaluation]]
+    diagnostics: dict[str, list[Diagnostics | None]]
+    classes: tuple[str, ...] = CLASSES
+
+    def y_true(self, run: int) -> np.ndarray:
+        """Class indices of the test sources of ``run``."""
+        return self.tests[run].y
+
+    def ids(self, run: int) -> np.ndarray:
+        """Catalog ids of the test sources of ``run``."""
+        return self.tests[run].catalog["id"].to_numpy()
+
+
 class Evaluator(Plugin, ABC):
-    """Turns truth and predicted probabilities on the test part into metrics and figures."""
+    """Turns truth and predicted probabilities on the test part into metrics and figures.
+
+    The headline metrics (confusion matrix, per-class TPR/TNR, accuracy, balanced
+    accuracy, macro F1: :mod:`hizkit.metrics`) are computed by the harness for every
+    classifier; evaluators add to them.
+    """
 
     kind: ClassVar[str] = "evaluator"
 
@@ -235,14 +298,8 @@ class Evaluator(Plugin, ABC):
     ) -> Evaluation:
         """Score one classifier's predictions (``y_true`` holds class indices)."""
 
-    def plot(
-        self, evaluations: dict[str, list[Evaluation]], out_dir: Path, result: Any
-    ) -> list[Path]:
-        """Draw PNG figures into ``out_dir`` and return their paths.
-
-        ``evaluations`` maps each classifier label to its Evaluation of every run;
-        ``result`` is the whole :class:`hizkit.bench.BenchResult` (dataset, splits).
-        """
+    def plot(self, view: PlotView, out_dir: Path) -> list[Path]:
+        """Draw PNG figures into ``out_dir`` and return their paths (none to draw: ``[]``)."""
         return []
 
 

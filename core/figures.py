@@ -7,7 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from hizkit.atomic import new_file, replace_file
-from hizkit.dataset import Dataset
+from hizkit.dataset import CLASSES, Dataset
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_atomically(fig, path: Path, dpi: int = 110) -> Path:
@@ -36,11 +46,7 @@ def stamp_grid(axes_row, cutouts: np.ndarray, bands, scale: str = "shared") -> N
 
 def preprocessing_figure(before: Dataset, after: Dataset, out: Path, steps: list[str]) -> Path:
     """Rows of (before, after) for each source, one column per band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n, nb = len(before), len(before.bands)
     fig, axes = plt.subplots(2 * n, nb, figsize=(1.6 * nb, 1.8 * 2 * n), squeeze=False)
     for i in range(n):
@@ -58,3 +64,31 @@ def preprocessing_figure(before: Dataset, after: Dataset, out: Path, steps: list
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return target.path
+
+
+def confusion_figure(confusions: dict[str, list], out: Path) -> Path:
+    """One panel per classifier label: its confusion matrices (``confusions[label]``, one
+    per run, rows true and columns predicted) summed over runs, each row normalised, with
+    the percentage and the count in every cell."""
+    plt = pyplot()
+    k = len(CLASSES)
+    fig, axes = plt.subplots(1, len(confusions), figsize=(3.6 * len(confusions), 3.4))
+    for ax, (label, runs) in zip(np.atleast_1d(axes), confusions.items()):
+        cm = np.sum([np.asarray(c) for c in runs], axis=0)
+        rows = cm.sum(axis=1, keepdims=True)
+        norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        for i in range(k):
+            for j in range(k):
+                colour = "white" if norm[i, j] > 0.6 else "black"
+                text = f"{100 * norm[i, j]:.1f}%\n({cm[i, j]})"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+        ax.set_xticks(range(k), CLASSES, fontsize=8)
+        ax.set_yticks(range(k), CLASSES, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{label} ({len(runs)} run(s))", fontsize=9)
+    fig.tight_layout()
+    save_atomically(fig, out)
+    plt.close(fig)
+    return Path(out)

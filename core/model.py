@@ -35,7 +35,7 @@ import pandas as pd
 
 from hizkit import progress
 from hizkit.atomic import new_directory
-from hizkit.bench import BenchConfig, ClassifierSpec, _Pipeline, fit_classifier, resolve
+from hizkit.bench import BenchConfig, ClassifierSpec, Pipeline, fit_classifier, resolve
 from hizkit.contracts import Classifier, Preprocessor, read_json
 from hizkit.dataset import CLASSES, Dataset, ab_mag, flux_col, make_split
 from hizkit.errors import HizkitError
@@ -408,7 +408,7 @@ def train_models(
         raise HizkitError("training needs labelled sources of at least two classes")
     plan = resolve(dataset, config, registry)
     split = make_split(y, config.seed, (1 - valid_fraction, valid_fraction, 0.0))
-    pipeline = _Pipeline(dataset, registry, config)
+    pipeline = Pipeline(dataset, registry, config)
     models = {}
     for spec in progress.track(config.classifiers, "training"):
         cls, chain = plan[spec.label]

@@ -34,8 +34,10 @@ from hizkit.bench import BenchResult
 from hizkit.cuts import describe as cuts_line
 from hizkit.dataset import CLASSES
 from hizkit.errors import HizkitError
+from hizkit.figures import confusion_figure
 
-#: the headline metrics of the terminal table and summary.md, with their short headers
+#: the headline metrics of the terminal table and summary.md (computed by the harness for
+#: every classifier, :mod:`hizkit.metrics`), with their short headers
 SHORT = {
     "accuracy": "acc %",
     "balanced_accuracy": "bal. acc %",
@@ -89,10 +91,14 @@ def results_document(result: BenchResult) -> dict[str, Any]:
         hizkit_version, created, classes, runs, seeds, data: {source meta, n_sources, counts}
         classifiers: {LABEL: {
             plugin, params, preprocessors,
-            tpr: {CLASS: {mean, std}}, tnr: {CLASS: {mean, std}}, auc: {CLASS: {mean, std}},
+            tpr: {CLASS: {mean, std}}, tnr: {CLASS: {mean, std}},
             accuracy, fit_seconds, predict_seconds: {mean, std},
             metrics: {NAME: {mean, std, values: [per run]}},
-            runs: [{run, seed, metrics: {...}, details: {EVALUATOR: {...}}}]}}
+            runs: [{run, seed, confusion, metrics: {...}, details: {EVALUATOR: {...}}}]}}
+
+    ``tpr``, ``tnr``, ``accuracy`` and ``confusion`` (rows true, columns predicted, in the
+    order of ``classes``) are the core's (:mod:`hizkit.metrics`), present whatever
+    evaluators ran; evaluators' metrics (e.g. ``auc_highz``) are under ``metrics``.
     """
     summary = result.summary()
     labels = result.dataset.catalog.get("label")
@@ -114,7 +120,7 @@ def results_document(result: BenchResult) -> dict[str, Any]:
             "params": runs[0].classifier.get_params() if runs else spec.params,
             "preprocessors": list(result.preprocessors[spec.label]),
         }
-        for key in ("tpr", "tnr", "auc"):
+        for key in ("tpr", "tnr"):
             entry[key] = {c: _ms(stats.get(f"{key}_{c}", (math.nan, math.nan))) for c in CLASSES}
         for key in ("accuracy", "fit_seconds", "predict_seconds"):
             entry[key] = _ms(stats.get(key, (math.nan, math.nan)))
@@ -126,6 +132,7 @@ def results_document(result: BenchResult) -> dict[str, Any]:
             {
                 "run": r.run,
                 "seed": r.seed,
+                "confusion": r.headline.details["confusion"],
                 "metrics": r.metrics,
                 "details": {n: e.details for n, e in r.evaluations.items()},
             }
@@ -351,13 +358,13 @@ def _write_into(tmp: Path, result: BenchResult, models: dict[str, Any] | None) -
         model.write_into(tmp / "models" / label)
     fig_dir = tmp / "figures"
     fig_dir.mkdir()
-    figures: list[Path] = []
-    evaluations = {
-        label: [r.evaluations for r in runs] for label, runs in result.by_label().items()
+    confusions = {
+        label: [r.headline.details["confusion"] for r in runs]
+        for label, runs in result.by_label().items()
     }
+    figures = [confusion_figure(confusions, fig_dir / "confusion_matrices.png")]
     for name, evaluator in result.evaluators.items():
-        per_label = {label: [e[name] for e in evs] for label, evs in evaluations.items()}
-        figures += evaluator.plot(per_label, fig_dir, result)
+        figures += evaluator.plot(result.plot_view(name), fig_dir)
     md = summary_markdown(result, figures)
     (tmp / "summary.md").write_text(md)
     (tmp / "report.html").write_text(report_html(md, figures))

@@ -1,7 +1,8 @@
-"""Evaluators: classification metrics, ROC, calibration and the bimodal subset.
+"""Evaluators: ROC curves, calibration and the bimodal subset.
 
-All rates are one-vs-rest per class: TPR (recall) = TP / (TP + FN), TNR = TN / (TN + FP).
-A rate whose denominator is zero is NaN (reported as "-"), never 0 or 1.
+They add to the headline metrics the harness computes for every classifier (confusion
+matrix, per-class TPR/TNR, accuracy: :mod:`hizkit.metrics`, whose rate conventions they
+share: one-vs-rest, NaN where a denominator is zero).
 """
 
 from __future__ import annotations
@@ -11,41 +12,11 @@ from pathlib import Path
 import numpy as np
 
 import hizkit
-from hizkit import CLASSES, Dataset, Evaluation
+from hizkit import CLASSES, Dataset, Evaluation, PlotView
+from hizkit.figures import pyplot, save_atomically
+from hizkit.metrics import ratio
 
 K = len(CLASSES)
-
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Counts: rows are true classes, columns predicted classes."""
-    cm = np.zeros((K, K), dtype=int)
-    np.add.at(cm, (y_true, y_pred), 1)
-    return cm
-
-
-def _ratio(num: float, den: float) -> float:
-    return float(num / den) if den > 0 else float("nan")
-
-
-def rates(cm: np.ndarray) -> dict[str, float]:
-    """Per-class TPR and TNR, accuracy, balanced accuracy and macro F1 from a confusion matrix."""
-    total = cm.sum()
-    out: dict[str, float] = {}
-    f1s, tprs = [], []
-    for i, c in enumerate(CLASSES):
-        tp = cm[i, i]
-        fn = cm[i].sum() - tp
-        fp = cm[:, i].sum() - tp
-        tn = total - tp - fn - fp
-        out[f"tpr_{c}"] = _ratio(tp, tp + fn)
-        out[f"tnr_{c}"] = _ratio(tn, tn + fp)
-        if tp + fn > 0:
-            tprs.append(out[f"tpr_{c}"])
-            f1s.append(_ratio(2 * tp, 2 * tp + fp + fn))
-    out["accuracy"] = _ratio(np.trace(cm), total)
-    out["balanced_accuracy"] = float(np.mean(tprs)) if tprs else float("nan")
-    out["macro_f1"] = float(np.mean(f1s)) if f1s else float("nan")
-    return out
 
 
 def roc_curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -69,61 +40,23 @@ def roc_curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 class ClassificationEvaluator(hizkit.Evaluator):
     name = "classification"
-    description = "Confusion matrix, per-class TPR/TNR, accuracy, balanced accuracy, F1, ROC AUC"
+    description = "One-vs-rest ROC curves and per-class ROC AUC"
 
     def evaluate(self, y_true, proba, test, classifier) -> Evaluation:
-        y_pred = proba.argmax(axis=1)
-        cm = confusion(y_true, y_pred)
-        metrics = rates(cm)
-        curves = {}
+        metrics, curves = {}, {}
         for i, c in enumerate(CLASSES):
             fpr, tpr, auc = roc_curve(y_true == i, proba[:, i])
             metrics[f"auc_{c}"] = auc
             curves[c] = {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist()}
-        return Evaluation(metrics, {"confusion": cm.tolist(), "roc": curves})
+        return Evaluation(metrics, {"roc": curves})
 
-    def plot(self, evaluations, out_dir: Path, result) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        labels = list(evaluations)
-        n = len(labels)
-        fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
-        for ax, label in zip(axes[0], labels):
-            cm = sum(np.array(e.details["confusion"]) for e in evaluations[label])
-            rows = cm.sum(axis=1, keepdims=True)
-            norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
-            ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-            for i in range(K):
-                for j in range(K):
-                    colour = "white" if norm[i, j] > 0.6 else "black"
-                    ax.text(
-                        j,
-                        i,
-                        f"{100 * norm[i, j]:.1f}%\n({cm[i, j]})",
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        color=colour,
-                    )
-            ax.set_xticks(range(K), CLASSES, fontsize=8)
-            ax.set_yticks(range(K), CLASSES, fontsize=8)
-            ax.set_xlabel("predicted")
-            ax.set_ylabel("true")
-            ax.set_title(f"{label} ({len(evaluations[label])} run(s))", fontsize=9)
-        fig.tight_layout()
-        cm_path = out_dir / "confusion_matrices.png"
-        fig.savefig(cm_path, dpi=110)
-        plt.close(fig)
-
+    def plot(self, view: PlotView, out_dir: Path) -> list[Path]:
+        plt = pyplot()
         fig, axes = plt.subplots(1, K, figsize=(4 * K, 3.6), squeeze=False)
         for ax, c in zip(axes[0], CLASSES):
-            for label in labels:
-                ev = evaluations[label][0]
-                curve = ev.details["roc"][c]
-                aucs = [e.metrics[f"auc_{c}"] for e in evaluations[label]]
+            for label, evs in view.evaluations.items():
+                curve = evs[0].details["roc"][c]
+                aucs = [e.metrics[f"auc_{c}"] for e in evs]
                 auc = np.nanmean(aucs) if np.isfinite(aucs).any() else float("nan")
                 ax.plot(curve["fpr"], curve["tpr"], label=f"{label} (AUC {auc:.3f})")
             ax.plot([0, 1], [0, 1], ":", color="grey")
@@ -132,10 +65,9 @@ class ClassificationEvaluator(hizkit.Evaluator):
             ax.set_ylabel("true positive rate")
             ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
-        roc_path = out_dir / "roc_curves.png"
-        fig.savefig(roc_path, dpi=110)
+        path = save_atomically(fig, out_dir / "roc_curves.png")
         plt.close(fig)
-        return [cm_path, roc_path]
+        return [path]
 
 
 class CalibrationEvaluator(hizkit.Evaluator):
@@ -163,14 +95,10 @@ class CalibrationEvaluator(hizkit.Evaluator):
         }
         return Evaluation({"brier": brier, "ece": ece}, details)
 
-    def plot(self, evaluations, out_dir: Path, result) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    def plot(self, view: PlotView, out_dir: Path) -> list[Path]:
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(4.5, 4))
-        for label, evs in evaluations.items():
+        for label, evs in view.evaluations.items():
             count = np.sum([e.details["count"] for e in evs], axis=0)
             conf = np.sum(
                 [np.multiply(e.details["confidence"], e.details["count"]) for e in evs], 0
@@ -190,8 +118,7 @@ class CalibrationEvaluator(hizkit.Evaluator):
         ax.set_title("reliability", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        path = out_dir / "reliability.png"
-        fig.savefig(path, dpi=110)
+        path = save_atomically(fig, out_dir / "reliability.png")
         plt.close(fig)
         return [path]
 
@@ -209,8 +136,8 @@ class BimodalEvaluator(hizkit.Evaluator):
         pred = proba[mask].argmax(axis=1) == hi
         metrics = {
             "bimodal_n": float(mask.sum()),
-            "bimodal_tpr_highz": _ratio((truth & pred).sum(), truth.sum()),
-            "bimodal_tnr_highz": _ratio((~truth & ~pred).sum(), (~truth).sum()),
+            "bimodal_tpr_highz": ratio((truth & pred).sum(), truth.sum()),
+            "bimodal_tnr_highz": ratio((~truth & ~pred).sum(), (~truth).sum()),
         }
         return Evaluation(metrics)
 

@@ -11,9 +11,10 @@
 5. A Random Forest learns features -> cluster-derived class on every clustered source,
    and predicts the test split from its features (no re-embedding needed).
 
-Diagnostics exposed after ``fit``: ``embedding_``, ``clusters_``, ``silhouette_``, and
-``cluster_stats_`` (purity and completeness of the best cluster for z >= 8 and z >= 10,
-when the catalogs carry a redshift column: simulated data, or photo-z).
+:meth:`TSNEForest.diagnostics` reports the embedding, the clusters, their silhouette and,
+when the catalogs carry a redshift column (simulated data, or photo-z), the redshift of
+every embedded source (``extra["z"]``): the ``clustering`` evaluator derives the purity and
+completeness of the best cluster for z >= 8 and z >= 10 from them.
 """
 
 from __future__ import annotations
@@ -154,7 +155,6 @@ class TSNEForest(hizkit.Classifier):
         self.forest_ = self._forest(RandomForestClassifier)
         clock.lap("forest")
         self.silhouette_ = self._silhouette()
-        self.cluster_stats_ = self._cluster_stats(catalog)
         self.embedding_z_ = catalog["z"].to_numpy(float) if "z" in catalog else None
         clock.lap("diagnostics")
         self.timings_ = clock.laps
@@ -200,25 +200,14 @@ class TSNEForest(hizkit.Classifier):
             )
         )
 
-    def _cluster_stats(self, catalog: pd.DataFrame) -> dict[str, float]:
-        if "z" not in catalog.columns:
-            return {}
-        z = catalog["z"].to_numpy(float)
-        out: dict[str, float] = {
-            "noise_fraction": float((self.clusters_ < 0).mean()),
-            "n_clusters": float(self.clusters_.max() + 1),
-        }
-        for zmin in (8, 10):
-            hi = z >= zmin
-            if hi.sum() == 0 or self.clusters_.max() < 0:
-                continue
-            counts = np.bincount(
-                self.clusters_[hi & (self.clusters_ >= 0)], minlength=self.clusters_.max() + 1
-            )
-            best = counts.argmax()
-            out[f"purity_z{zmin}"] = float(counts[best] / (self.clusters_ == best).sum())
-            out[f"completeness_z{zmin}"] = float(counts[best] / hi.sum())
-        return out
+    def diagnostics(self) -> hizkit.Diagnostics:
+        extra = {} if self.embedding_z_ is None else {"z": self.embedding_z_}
+        return hizkit.Diagnostics(
+            embedding=self.embedding_,
+            clusters=self.clusters_,
+            silhouette=self.silhouette_,
+            extra=extra,
+        )
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         x = hizkit.impute(magnitude_features(data, data.catalog), self.fill_)
@@ -240,10 +229,9 @@ class TSNEForest(hizkit.Classifier):
             fill=self.fill_,
             embedding=self.embedding_,
             clusters=self.clusters_,
+            **({} if self.embedding_z_ is None else {"z": self.embedding_z_}),
         )
-        (directory / "rf.json").write_text(
-            json.dumps({"silhouette": self.silhouette_, "cluster_stats": self.cluster_stats_})
-        )
+        (directory / "rf.json").write_text(json.dumps({"silhouette": self.silhouette_}))
 
     def _load_state(self, directory: Path) -> None:
         from sklearn.ensemble import RandomForestClassifier
@@ -252,8 +240,8 @@ class TSNEForest(hizkit.Classifier):
             self._train_x, self._train_y = f["x"], f["y"]
             self.mean_, self.scale_, self.fill_ = f["mean"], f["scale"], f["fill"]
             self.embedding_, self.clusters_ = f["embedding"], f["clusters"]
-        meta = json.loads((directory / "rf.json").read_text())
-        self.silhouette_, self.cluster_stats_ = meta["silhouette"], meta["cluster_stats"]
+            self.embedding_z_ = f.get("z")
+        self.silhouette_ = json.loads((directory / "rf.json").read_text())["silhouette"]
         self.forest_ = self._forest(RandomForestClassifier)
 
 

@@ -99,6 +99,20 @@ def test_extra_training_sources_join_train_only(reg, tiny):
     assert not set(range(900, 905)) & set(Spy.seen["test"][0])
 
 
+def test_headline_metrics_whatever_evaluators_run(reg, tiny, tmp_path):
+    """The core computes the confusion matrix and rates itself: no evaluator needed."""
+    config = BenchConfig([ClassifierSpec("logistic", "logistic")], evaluators=[])
+    result = run_benchmark(tiny, config, reg)
+    run = result.runs[0]
+    assert run.evaluations == {}
+    assert {"accuracy", "balanced_accuracy", "tpr_highz", "tnr_lowz"} <= set(run.metrics)
+    cm = np.array(run.headline.details["confusion"])
+    assert cm.sum() == len(result.splits[0].test)
+    assert run.metrics["accuracy"] == np.trace(cm) / cm.sum()
+    doc = json.loads((report.write_run(result, tmp_path / "r") / "results.json").read_text())
+    assert doc["classifiers"]["logistic"]["runs"][0]["confusion"] == cm.tolist()
+
+
 def test_split_is_stratified_and_seeded():
     y = np.repeat([0, 1, 2], [100, 100, 11])
     a, b = hizkit.make_split(y, 5), hizkit.make_split(y, 5)
@@ -139,7 +153,8 @@ def test_run_directory(reg, tiny, tmp_path):
     for cls in hizkit.CLASSES:
         assert set(entry["tpr"][cls]) == {"mean", "std"}
         assert set(entry["tnr"][cls]) == {"mean", "std"}
-        assert cls in entry["auc"]
+        assert cls in doc["classes"]
+    assert "auc_highz" in entry["metrics"]  # an evaluator's metric, beside the core's
     for key in ("accuracy", "fit_seconds", "predict_seconds"):
         assert set(entry[key]) == {"mean", "std"}
     assert doc["classifiers"]["prior"]["tpr"]["highz"]["mean"] == 0.0

@@ -1,4 +1,5 @@
-"""Evaluator arithmetic against values worked out by hand."""
+"""The core's headline metrics and the evaluators' arithmetic, against values worked out
+by hand."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from hizkit.metrics import confusion, headline, rates
 from hizkit.plugins.metrics import (
     BimodalEvaluator,
     CalibrationEvaluator,
     ClassificationEvaluator,
-    confusion,
-    rates,
     roc_curve,
 )
 
@@ -50,8 +50,10 @@ def test_auc_matches_sklearn_including_ties():
 def test_classification_evaluator_perfect_and_chance():
     y = np.repeat([0, 1, 2], 10)
     perfect = np.eye(3)[y]
+    assert headline(y, perfect).metrics["accuracy"] == 1
+    assert headline(y, perfect).details["confusion"] == (10 * np.eye(3, dtype=int)).tolist()
     ev = ClassificationEvaluator().evaluate(y, perfect, None, None)
-    assert ev.metrics["accuracy"] == 1 and ev.metrics["auc_highz"] == 1
+    assert ev.metrics["auc_highz"] == 1
     flat = np.full((30, 3), 1 / 3)
     ev = ClassificationEvaluator().evaluate(y, flat, None, None)
     assert ev.metrics["auc_lowz"] == pytest.approx(0.5)
