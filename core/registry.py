@@ -8,6 +8,7 @@ Nothing else in hizkit touches ``pm.hook`` directly.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import importlib
 import os
@@ -180,20 +181,10 @@ class Registry:
 
     def _collect(self, kind: str) -> None:
         contract = CONTRACTS[kind]
-        hook = getattr(self._pm.hook, HOOKS[kind])
         found: dict[str, PluginInfo] = {}
-        for impl in hook.get_hookimpls():  # registration order: builtins first
+        for impl in self._impls(HOOKS[kind]):
             provider = impl.plugin_name
-            if any(b.name == provider for b in self.broken):
-                continue
-            try:
-                classes = impl.function() or []
-            except Exception as exc:
-                if provider in self._builtins:
-                    raise
-                self._skip(provider, exc)  # an installed plugin's hook raised
-                continue
-            for cls in classes:
+            for cls in self._answer(impl) or []:
                 if not (isinstance(cls, type) and issubclass(cls, contract)):
                     raise HizkitError(
                         f"plugin {provider} registered {cls!r} as a {KIND_WORDS[kind]}, "
@@ -213,6 +204,43 @@ class Registry:
                 dist, version = self._dists.get(provider, ("hizkit", _own_version()))
                 found[cls.name] = PluginInfo(cls.name, kind, cls, provider, dist, version)
         self._plugins[kind] = found
+
+    def _impls(self, hook_name: str) -> list[Any]:
+        """The implementations of one hook, builtins first (registration order), broken
+        plugins left out."""
+        broken = {b.name for b in self.broken}
+        impls = getattr(self._pm.hook, hook_name).get_hookimpls()
+        return [impl for impl in impls if impl.plugin_name not in broken]
+
+    def _answer(self, impl: Any, **kwargs: Any) -> Any:
+        """One plugin's answer to a hook. An installed plugin whose hook raises is
+        reported in one line and skipped (None); a builtin's error propagates."""
+        try:
+            return impl.function(**kwargs)
+        except Exception as exc:
+            if impl.plugin_name in self._builtins:
+                raise
+            self._skip(impl.plugin_name, exc)
+            return None
+
+    def add_commands(self, subparsers: argparse._SubParsersAction) -> None:
+        """Let every plugin add its subcommands to the ``hizkit`` command line
+        (``hizkit_register_commands``); a name already taken is refused, naming the
+        plugin (an installed plugin is then skipped with a warning, as a broken one)."""
+        for impl in self._impls("hizkit_register_commands"):
+            try:
+                self._answer(impl, subparsers=subparsers)
+            except argparse.ArgumentError as exc:
+                raise HizkitError(f"plugin {impl.plugin_name}: {exc.message}") from None
+
+    def layouts(self) -> list[tuple[str, Any]]:
+        """``(provider, layout)`` for every survey layout a plugin registers
+        (``hizkit_register_layouts``: TOML paths or layout objects), builtins first."""
+        return [
+            (impl.plugin_name, item)
+            for impl in self._impls("hizkit_register_layouts")
+            for item in self._answer(impl) or []
+        ]
 
     def names(self, kind: str) -> list[str]:
         """Registered names of one kind, sorted."""

@@ -203,11 +203,10 @@ def test_repeated_ids_cannot_be_joined(dirs, tmp_path):
         JadesSource().load_catalog(str(d))
 
 
-def test_a_layout_file_that_lacks_a_key_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(loader, "LAYOUTS", tmp_path)
+def test_a_layout_file_that_lacks_a_key_is_one_line(tmp_path):
     (tmp_path / "mine.toml").write_text('name = "mine"\ncatalog = "*.fits"\n')
     with pytest.raises(hizkit.HizkitError, match=r"mine\.toml: layout lacks key, flux_unit"):
-        loader.load_layout("mine")
+        loader.load_layout(tmp_path / "mine.toml")
 
 
 def test_broken_photoz_tarball_is_one_line(dirs, tmp_path):
