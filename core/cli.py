@@ -256,23 +256,6 @@ def _read_config(args: argparse.Namespace) -> dict:
     return cfg.read_toml(args.config) if args.config else {}
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from hizkit.registry import get_registry
-
-    params = {"seed": args.seed, "n_unlabelled": 0}  # the files hold the labelled set
-    for key in ("n_lowz", "n_highz", "n_brown_dwarfs", "n_unlabelled"):
-        if getattr(args, key) is not None:
-            params[key] = getattr(args, key)
-    source = get_registry().create("data_source", "mock", **params)
-    refuse_existing(Path(args.out))  # before the simulation, not after it
-    check_writable(args.out)
-    with progress.live():
-        paths = source.simulate_to(Path(args.out), plot=args.plot)
-    for p in paths:
-        console.print(f"wrote {p}")
-    return 0
-
-
 #: file types `hizkit show` can write (matplotlib's raster and vector formats)
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -320,7 +303,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise HizkitError(f"no source with id {missing} in the dataset")
         index = [int(np.flatnonzero(cat["id"].to_numpy() == i)[0]) for i in wanted]
     else:  # the brightest low-z and high-z sources, as the poster shows
-        order = np.argsort(-cat.get("snr_det", cat.index.to_series()).to_numpy())
+        order = np.argsort(-_detection_snr(cat), kind="stable")
         labels = cat["label"] if "label" in cat else pd.Series("", index=cat.index)
         index = [
             int(next(i for i in order if labels.iloc[i] == c))
@@ -337,6 +320,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     WRITTEN.append(path)
     console.print(f"wrote {path}")
     return 0
+
+
+def _detection_snr(catalog) -> np.ndarray:
+    """Detection-stack S/N from any source's catalog (its photometry columns); zeros,
+    i.e. catalog order, for a catalog without the detection bands' photometry."""
+    from hizkit.cuts import detection_snr
+
+    try:
+        snr = detection_snr(catalog)
+    except (HizkitError, KeyError):
+        return np.zeros(len(catalog))
+    return np.nan_to_num(snr, nan=-np.inf)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -496,21 +491,6 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--config", metavar="FILE.toml", help="[data] and [predict] settings")
     pr.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser(
-        "simulate",
-        help="write the simulated survey in the JADES v2.0 file layout",
-        description="Simulate the default survey (the `mock` data source) and write it as "
-        "JADES v2.0 files: per-filter mosaics (SCI and ERR extensions, MJy/sr, TAN WCS at "
-        '0.03"/px) and the multi-extension photometric catalog (FLAG, SIZE, CIRC, KRON, '
-        "PHOTOZ), plus a TRUTH extension.",
-    )
-    s.add_argument("--out", required=True, metavar="DIR", help="new directory to create")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--plot", action="store_true", help="also draw colour-colour diagrams")
-    for key in ("n_lowz", "n_highz", "n_brown_dwarfs", "n_unlabelled"):
-        s.add_argument("--" + key.replace("_", "-"), type=int, dest=key, metavar="N")
-    s.set_defaults(func=cmd_simulate)
-
     sh = sub.add_parser(
         "show",
         help="draw cutouts in all bands before and after preprocessing (PNG)",
@@ -548,11 +528,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plugins)
 
+    from hizkit.registry import get_registry
+
+    get_registry().add_commands(sub)  # e.g. `hizkit simulate`, from the mock plugin
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except HizkitError as exc:  # a plugin's command clashes with another's
+        print(f"hizkit: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     WRITTEN.clear()
     if not args.quiet and sys.stderr.isatty():

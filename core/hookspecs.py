@@ -84,6 +84,7 @@ def hizkit_register_commands(subparsers: argparse._SubParsersAction) -> None:
     command with ``subparsers.add_parser(name, help=..., description=...)`` and give it
     ``set_defaults(func=run)``, where ``run(args: argparse.Namespace) -> int`` returns the
     exit status; a :class:`hizkit.HizkitError` it raises is shown as one line (exit 2).
+    Return nothing.
     A name already taken is refused, naming the plugin. This keeps what only one plugin
     can do (``hizkit simulate`` writes the ``mock`` survey to files) in that plugin.
     """
@@ -93,6 +94,7 @@ def hizkit_register_commands(subparsers: argparse._SubParsersAction) -> None:
 def hizkit_register_layouts() -> list[str | PathLike | Any]:
     """Return survey layouts for the ``jades`` data source.
 
+    Called whenever the ``jades`` source looks a layout up by name or detects one.
     Each item is a path to a layout TOML file (see ``plugins/layouts/*.toml`` and
     CONTRIBUTING) or a ``hizkit.plugins.jades.Layout``; it is then known by its ``name``
     (``layout = "<name>"``) and tried when the layout is detected. A layout is data: a

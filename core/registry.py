@@ -50,6 +50,9 @@ HOOKS: dict[str, str] = {
     "classifier": "hizkit_register_classifiers",
     "evaluator": "hizkit_register_evaluators",
 }
+#: the hooks that add something other than a plugin class: subcommands, survey layouts
+COMMANDS_HOOK = "hizkit_register_commands"
+LAYOUTS_HOOK = "hizkit_register_layouts"
 KIND_WORDS = {
     "data_source": "data source",
     "preprocessor": "preprocessor",
@@ -227,7 +230,7 @@ class Registry:
         """Let every plugin add its subcommands to the ``hizkit`` command line
         (``hizkit_register_commands``); a name already taken is refused, naming the
         plugin (an installed plugin is then skipped with a warning, as a broken one)."""
-        for impl in self._impls("hizkit_register_commands"):
+        for impl in self._impls(COMMANDS_HOOK):
             try:
                 self._answer(impl, subparsers=subparsers)
             except argparse.ArgumentError as exc:
@@ -238,7 +241,7 @@ class Registry:
         (``hizkit_register_layouts``: TOML paths or layout objects), builtins first."""
         return [
             (impl.plugin_name, item)
-            for impl in self._impls("hizkit_register_layouts")
+            for impl in self._impls(LAYOUTS_HOOK)
             for item in self._answer(impl) or []
         ]
 

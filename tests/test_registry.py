@@ -4,7 +4,7 @@ import pytest
 
 import hizkit
 from hizkit import hookspecs
-from hizkit.registry import BUILTIN_PLUGINS, HOOKS, Registry
+from hizkit.registry import BUILTIN_PLUGINS, COMMANDS_HOOK, HOOKS, LAYOUTS_HOOK, Registry
 
 
 def test_builtins_cover_every_kind_and_come_from_hizkit():
@@ -67,7 +67,7 @@ def test_wrong_contract_is_rejected():
 
 def test_every_hook_is_documented_and_prefixed():
     specs = [n for n in dir(hookspecs) if n.startswith("hizkit_")]
-    assert sorted(specs) == sorted(HOOKS.values())
+    assert sorted(specs) == sorted([*HOOKS.values(), COMMANDS_HOOK, LAYOUTS_HOOK])
     for name in specs:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert "Called" in doc and "Return" in doc, name

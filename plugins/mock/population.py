@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hizkit.dataset import NIRCAM_BANDS
 from hizkit.plugins.mock import sps
 from hizkit.plugins.mock.seds import (
     GalaxySED,
@@ -22,6 +23,7 @@ from hizkit.plugins.mock.seds import (
     galaxy_photometry,
     rest_flux,
 )
+from hizkit.science import DETECTION_BANDS
 
 #: what each source is: z < 4 galaxies; z >= 4 galaxies; brown dwarfs by spectral class
 LOWZ_KINDS = ("starforming", "dusty", "quiescent")
@@ -76,8 +78,8 @@ def _powerlaw_mags(rng, n: int, lo: float, hi: float, alpha: float) -> np.ndarra
 
 
 def _detection_scale(phot: np.ndarray, mag: np.ndarray) -> np.ndarray:
-    """Scale an SED so that the mean of its F277W, F356W, F444W fluxes has magnitude mag."""
-    det = phot[:, 4:7].mean(axis=1)
+    """Scale an SED so that the mean of its detection-band fluxes has magnitude mag."""
+    det = phot[:, [NIRCAM_BANDS.index(b) for b in DETECTION_BANDS]].mean(axis=1)
     return 10 ** (-0.4 * (mag - 31.4)) / det
 
 

@@ -10,10 +10,12 @@ functions take magnitudes ``(N, 7)`` in the order of :data:`hizkit.NIRCAM_BANDS`
   F115W - F150W < 0.8, F200W - F277W > 0.7, F200W - F356W > 1.0; red 2 (z ~ 6-8)
   F150W - F200W < 0.8, F277W - F356W > 0.6, F277W - F444W > 0.7 (plus compactness,
   not used here).
-- **Lyman-break (dropout) boxes**: a break of more than 1.5 mag between two adjacent
-  bands and a flat continuum (< 0.5 mag) redwards, the generic shape of the NIRCam
-  dropout selections (e.g. Hainline et al. 2024a, ApJ 964, 71; Harikane et al. 2023):
-  F090W dropouts (z ~ 7-9), F115W dropouts (z ~ 9.5-12), F150W dropouts (z ~ 12.5-16).
+- **Lyman-break (dropout) boxes**: :data:`hizkit.science.DROPOUTS`, the ones the
+  ``colour`` classifier applies.
+
+The brown-dwarf and dropout criteria are :mod:`hizkit.science`'s, shared with the
+``colour`` classifier and the ``jades`` labels; the little-red-dot boxes are used only
+here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from hizkit.dataset import NIRCAM_BANDS
+from hizkit.science import Colours, brown_dwarf_colours
 
 _B = {b: i for i, b in enumerate(NIRCAM_BANDS)}
 
@@ -31,9 +34,7 @@ def colour(mag: np.ndarray, a: str, b: str) -> np.ndarray:
 
 def hainline_brown_dwarf(mag: np.ndarray) -> np.ndarray:
     """Hainline et al. (2024) brown-dwarf colours (not the compactness and F444W limit)."""
-    red = colour(mag, "F277W", "F444W") > 1.0
-    blue = (colour(mag, "F115W", "F277W") < 0) | (colour(mag, "F115W", "F150W") < 0)
-    return red & blue
+    return brown_dwarf_colours(Colours(mag, NIRCAM_BANDS)) > 0
 
 
 def lrd_red1(mag: np.ndarray) -> np.ndarray:
@@ -55,17 +56,3 @@ def lrd_red2(mag: np.ndarray) -> np.ndarray:
 def little_red_dot(mag: np.ndarray) -> np.ndarray:
     """Kokorev et al. (2024) red 1 or red 2 colours."""
     return lrd_red1(mag) | lrd_red2(mag)
-
-
-#: dropout boxes: (band dropping out, next band, reddest band of the flat continuum)
-DROPOUTS = {
-    "F090W dropout (z~7-9)": ("F090W", "F115W", "F200W"),
-    "F115W dropout (z~9.5-12)": ("F115W", "F150W", "F277W"),
-    "F150W dropout (z~12.5-16)": ("F150W", "F200W", "F277W"),
-}
-BREAK, FLAT = 1.5, 0.5
-
-
-def dropout(mag: np.ndarray, name: str) -> np.ndarray:
-    a, b, c = DROPOUTS[name]
-    return (colour(mag, a, b) > BREAK) & (colour(mag, b, c) < FLAT)

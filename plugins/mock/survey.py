@@ -17,10 +17,11 @@ import pandas as pd
 from hizkit import progress
 from hizkit.atomic import clean_stale, replace_file
 from hizkit.cuts import QualityCuts, describe, stack_snr
-from hizkit.dataset import CLASSES, NIRCAM_BANDS, Z_HIGH, Dataset, flux_col, fluxerr_col, radius_col
+from hizkit.dataset import CLASSES, NIRCAM_BANDS, Dataset, flux_col, fluxerr_col, radius_col
 from hizkit.errors import HizkitError
 from hizkit.plugins.mock import images, photoz
 from hizkit.plugins.mock.population import DRAW, HIGHZ_MIX, Sources, draw_lowz
+from hizkit.science import DETECTION_BANDS, redshift_labels
 
 CACHE_VERSION = 2
 #: class mix of the unlabelled photometric catalog (JADES-like: z > 4 photo-z ~ 12 %)
@@ -54,8 +55,10 @@ def _analytic_photometry(rng, src: Sources, size: int, sigma: np.ndarray) -> dic
 
 
 def detection_snr(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
-    """S/N in the inverse-variance-weighted F277W+F356W+F444W stack (EPOCHS-style detection)."""
-    return stack_snr(flux[:, 4:7], err[:, 4:7])
+    """S/N in the inverse-variance-weighted stack of the detection bands (EPOCHS-style),
+    from ``(N, 7)`` arrays in the order of NIRCAM_BANDS."""
+    idx = [NIRCAM_BANDS.index(b) for b in DETECTION_BANDS]
+    return stack_snr(flux[:, idx], err[:, idx])
 
 
 def cut_frame(phot: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -190,7 +193,7 @@ def assign_labels(true_label: np.ndarray, z_phot: np.ndarray, labels: str) -> np
     high-z); brown dwarfs keep their label either way."""
     if labels == "truth":
         return np.asarray(true_label)
-    galaxy_label = np.where(z_phot >= Z_HIGH, "highz", "lowz")
+    galaxy_label = redshift_labels(z_phot).astype(str)
     return np.where(true_label == "brown_dwarf", "brown_dwarf", galaxy_label)
 
 
@@ -347,7 +350,7 @@ def build(params: dict[str, Any]) -> Dataset:
 
 
 #: core modules the build runs (quality cuts, catalog columns): part of the cache key
-CORE_MODULES = ("cuts.py", "dataset.py")
+CORE_MODULES = ("cuts.py", "dataset.py", "science.py")
 #: libraries whose numbers the build depends on: their versions are part of the key
 LIBRARIES = ("numpy", "scipy", "pandas", "galsim", "bagpipes", "astropy")
 
