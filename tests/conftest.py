@@ -90,12 +90,11 @@ def registry():
 
 @pytest.fixture(scope="session")
 def small_mock() -> Dataset:
-    """A small simulated survey (built once per test session)."""
-    from hizkit.plugins.mock import MockSurvey
+    """A small simulated survey: the one :mod:`hizkit.testing` checks plugins on (built
+    once per test session, shared with the conformance checks)."""
+    from hizkit.testing import example_data
 
-    return MockSurvey(
-        n_lowz=40, n_highz=40, n_brown_dwarfs=6, n_unlabelled=1500, cutout_size=48, seed=3
-    ).load()
+    return example_data()
 
 
 @pytest.fixture(scope="session")
