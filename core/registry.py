@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hizkit.plugins.xgb",
     "hizkit.plugins.rf",
     "hizkit.plugins.cnn",
+    "hizkit.plugins.photoz",
     "hizkit.plugins.metrics",
     "hizkit.plugins.figures",
 )

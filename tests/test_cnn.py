@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import hizkit
+
 torch = pytest.importorskip("torch")
 
 from hizkit.plugins.cnn import CNN, build_network, fold_batchnorm, parameter_count  # noqa: E402
@@ -19,7 +21,7 @@ def test_output_shape_and_downsampling():
     with torch.no_grad():
         out = net(torch.zeros(3, 7, 64, 64))
     assert out.shape == (3, 3)
-    pools = [m for m in net if isinstance(m, torch.nn.MaxPool2d)]
+    pools = [m for m in net.modules() if isinstance(m, torch.nn.MaxPool2d)]
     assert len(pools) == 3  # 64 px -> 8 px
 
 
@@ -69,14 +71,94 @@ def test_brown_dwarf_measures_change_training(tiny):
     assert not np.allclose(plain.predict_proba(tiny), weighted.predict_proba(tiny))
 
 
-def test_keep_freed_memory_restores_and_nests():
+def test_keep_freed_memory_restores_glibc_defaults_once(monkeypatch):
+    from hizkit.plugins.cnn import memory
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+
+    monkeypatch.setattr(memory, "_libc", FakeLibc)
+    with memory.keep_freed_memory(), memory.keep_freed_memory():  # nested: outer restores
+        assert calls == [(memory.M_MMAP_MAX, 0), (memory.M_TRIM_THRESHOLD, 2**31 - 1)]
+    assert calls[2:] == [
+        (memory.M_MMAP_MAX, memory.DEFAULT_MMAP_MAX),
+        (memory.M_TRIM_THRESHOLD, memory.DEFAULT_TRIM_THRESHOLD),
+        ("trim", 0),
+    ]
+    calls.clear()
+    with pytest.raises(ValueError), memory.keep_freed_memory():
+        raise ValueError  # an error inside still restores the defaults
+    assert calls[-3][1] == memory.DEFAULT_MMAP_MAX and calls[-1] == ("trim", 0)
+    assert memory._depth == 0
+
+
+def test_keep_freed_memory_runs_on_the_real_allocator():
     from hizkit.plugins.cnn import keep_freed_memory
 
-    with keep_freed_memory(), keep_freed_memory():  # nested: the outer one restores
+    with keep_freed_memory():
         x = torch.ones(4, 1024, 1024)
         del x
-    with keep_freed_memory():
-        pass  # and a second, separate use still works
+
+
+def test_learning_rate_schedules():
+    from hizkit.plugins.cnn import lr_at
+
+    lrs = [lr_at(s, 100, 1e-3, "onecycle") for s in range(100)]
+    peak = int(np.argmax(lrs))
+    assert 25 <= peak <= 35 and np.isclose(max(lrs), 1e-3, rtol=0.02)
+    assert np.all(np.diff(lrs[: peak + 1]) > 0) and np.all(np.diff(lrs[peak:]) <= 0)
+    assert lrs[0] == pytest.approx(1e-3 / 25) and lrs[-1] == pytest.approx(1e-7)
+    assert {lr_at(s, 100, 5e-4, "constant") for s in range(100)} == {5e-4}
+    cos = [lr_at(s, 100, 1e-3, "cosine") for s in range(100)]
+    assert cos[0] == 0 and cos[-1] == pytest.approx(0, abs=1e-12) and max(cos) > 0.99e-3
+
+
+def test_full_dihedral_averaging_makes_predictions_rotation_invariant(tiny):
+    from hizkit.plugins.augment import dihedral
+
+    clf = CNN(epochs=1, width=4, batch_size=16, tta=8).fit(tiny)
+    with torch.no_grad():  # sharpen the nearly uniform one-epoch outputs
+        clf.net_.head[-1].weight.mul_(300)
+    turned = tiny.replace(cutouts=np.ascontiguousarray(dihedral(tiny.cutouts, 5)))
+    np.testing.assert_allclose(clf.predict_proba(turned), clf.predict_proba(tiny), atol=1e-4)
+    clf.tta = 1
+    assert np.abs(clf.predict_proba(turned) - clf.predict_proba(tiny)).max() > 1e-3
+
+
+def test_bf16_training_runs_and_agrees_roughly(tiny):
+    a = CNN(epochs=1, width=4, batch_size=16, precision="fp32").fit(tiny).predict_proba(tiny)
+    b = CNN(epochs=1, width=4, batch_size=16, precision="bf16").fit(tiny).predict_proba(tiny)
+    np.testing.assert_allclose(b.sum(axis=1), 1, atol=1e-4)
+    assert np.mean(a.argmax(1) == b.argmax(1)) > 0.8
+
+
+def test_history_is_the_declared_diagnostic(tiny):
+    clf = CNN(epochs=2, width=4, batch_size=16).fit(tiny, tiny)
+    history = clf.diagnostics().history
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert {"train_loss", "val_loss", "val_balanced_accuracy", "lr"} <= set(history[0])
+
+
+def test_hybrid_reads_the_photometry_and_round_trips(tiny, tmp_path):
+    from hizkit.plugins.cnn import HybridCNN
+
+    clf = HybridCNN(epochs=2, width=4, batch_size=16).fit(tiny)
+    proba = clf.predict_proba(tiny)
+    clf.save(tmp_path / "h")
+    np.testing.assert_allclose(HybridCNN.load(tmp_path / "h").predict_proba(tiny), proba, atol=1e-6)
+    brighter = tiny.catalog.copy()
+    for band in tiny.bands:
+        brighter[f"flux_{band}"] *= np.linspace(0.2, 5, len(brighter))
+    assert not np.allclose(clf.predict_proba(tiny.replace(catalog=brighter)), proba)
+    bare = tiny.replace(catalog=tiny.catalog[["id", "ra", "dec", "label"]])
+    with pytest.raises(hizkit.HizkitError, match="photometry"):
+        clf.predict_proba(bare)
 
 
 def test_loss_weights_balance_classes_once():

@@ -1,31 +1,36 @@
-"""``cnn``: the poster's convolutional network, layer by layer, fast on CPU and GPU.
+"""``cnn``: the poster's convolutional network, layer by layer, fast on CPU and GPU;
+``cnn_hybrid``: the same network with the catalog photometry joining its dense head.
 
-Architecture (Roberts & Conselice; the authors' model file, with its skip projection made
-to work):
+Architecture (:mod:`.network`; Roberts & Conselice's model file with its skip projection
+made to work): 1x1 conv 7 -> 32, BN, ReLU; 2 x SpectralResidualBlock(32); 1x1 conv
+32 -> 64; 2 x SpectralResidualBlock(64); ChannelAttention(64, reduction 8);
+SpatialResidualBlock 64 -> 64, 64 -> 128, 128 -> 256, each followed by max-pool 2; global
+average pool; 256 -> 512 (BN, ReLU, dropout 0.3) -> 256 (BN, ReLU, dropout 0.15) -> 3.
+Kaiming-normal (fan_out) initialisation for convolutions, N(0, 0.01) for linear layers.
 
-- 1x1 conv 7 -> 32, BN, ReLU; 2 x SpectralResidualBlock(32); 1x1 conv 32 -> 64, BN, ReLU;
-  2 x SpectralResidualBlock(64); ChannelAttention(64, reduction 8);
-- SpatialResidualBlock 64 -> 64, max-pool 2; 64 -> 128, max-pool 2; 128 -> 256, max-pool 2;
-- global average pool; 256 -> 512 (BN, ReLU, dropout 0.3) -> 256 (BN, ReLU, dropout 0.15) -> 3.
+Training. The poster used Adam at a constant 5e-4 for 10 epochs over 8x dihedrally
+augmented data, unweighted cross-entropy (``hizkit bench --config poster`` reproduces it:
+``schedule='constant'``, ``lr=5e-4``, ``weight_decay=0``, ``class_weight=None`` plus the
+``augment`` preprocessor). The default here spends the same kind of budget better: a
+one-cycle learning rate (warm-up to ``lr``, cosine decay; Smith & Topin 2019) with AdamW,
+one random dihedral transform per batch instead of eight stored copies, the validation
+split choosing the kept epoch, and the brown-dwarf measure on: a class-balanced loss
+(every class the same total weight), with the simulated brown dwarfs that the default
+survey adds to the training part (``n_extra_brown_dwarfs``).
 
-Kaiming-normal (fan_out) initialisation for convolutions, N(0, 0.01) for linear layers;
-Adam (lr 5e-4), cross-entropy, 10 epochs; the validation split picks the best epoch.
-
-Speed (see ``benchmarks/cnn_throughput.py``): glibc kept from unmapping the large
-activation buffers after every step (:func:`keep_freed_memory`, the biggest win on CPU),
-channels-last memory, mini-batches from one contiguous tensor (no per-sample Python),
-random dihedral transforms applied per batch on the tensor, and at inference batch-norm
-folded into the convolutions; ``torch.compile`` on CUDA.
+Speed (``benchmarks/cnn_throughput.py``): glibc kept from unmapping the large activation
+buffers (:func:`.memory.keep_freed_memory`, the biggest win on CPU), channels-last
+memory, mini-batches from one contiguous tensor, the dihedral transform applied per batch
+on the tensor, batch-norm folded into the convolutions at inference, bf16 autocast where
+the hardware has bf16 units (``precision='auto'``: CUDA, AVX512-BF16/AMX CPUs; fp32
+elsewhere, where bf16 is emulated and slower) and ``torch.compile`` on CUDA.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import ctypes.util
 import json
-import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,157 +38,16 @@ import numpy as np
 
 import hizkit
 from hizkit import CLASSES, Dataset, progress
+from hizkit.plugins.cnn.memory import keep_freed_memory
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def _torch():
-    import torch
+def _network():
+    from hizkit.plugins.cnn import network
 
-    return torch
-
-
-def build_network(in_bands: int = 7, width: int = 32, n_classes: int = 3, dropout: float = 0.1):
-    """The poster's network; ``width`` scales every channel count (32 = as published)."""
-    torch = _torch()
-    nn = torch.nn
-
-    class SpectralResidualBlock(nn.Module):
-        """Two 1x1 convolutions (BN, ReLU between, spatial dropout) and an identity skip."""
-
-        def __init__(self, c: int) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(c, c, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(c)
-            self.drop = nn.Dropout2d(dropout)
-            self.conv2 = nn.Conv2d(c, c, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(c)
-
-        def forward(self, x):
-            out = self.drop(torch.relu(self.bn1(self.conv1(x))))
-            return torch.relu(self.bn2(self.conv2(out)) + x)
-
-    class ChannelAttention(nn.Module):
-        """Squeeze-and-excitation from average- and max-pooled vectors, one shared MLP."""
-
-        def __init__(self, c: int, reduction: int = 8) -> None:
-            super().__init__()
-            self.mlp = nn.Sequential(
-                nn.Linear(c, c // reduction), nn.ReLU(inplace=True), nn.Linear(c // reduction, c)
-            )
-
-        def forward(self, x):
-            avg = self.mlp(x.mean(dim=(2, 3)))
-            mx = self.mlp(x.amax(dim=(2, 3)))
-            return x * torch.sigmoid(avg + mx)[:, :, None, None]
-
-    class SpatialResidualBlock(nn.Module):
-        """Two 3x3 convolutions with BN and spatial dropout; a 1x1 conv + BN projection
-        on the skip whenever the channel count changes."""
-
-        def __init__(self, cin: int, cout: int) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.drop = nn.Dropout2d(dropout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.skip = (
-                nn.Identity()
-                if cin == cout
-                else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
-            )
-
-        def forward(self, x):
-            out = self.drop(torch.relu(self.bn1(self.conv1(x))))
-            out = self.bn2(self.conv2(out))
-            return torch.relu(out + self.skip(x))
-
-    w = width
-
-    def stem(cin, cout):
-        return [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-    net = nn.Sequential(
-        *stem(in_bands, w),
-        SpectralResidualBlock(w),
-        SpectralResidualBlock(w),
-        *stem(w, 2 * w),
-        SpectralResidualBlock(2 * w),
-        SpectralResidualBlock(2 * w),
-        ChannelAttention(2 * w, 8),
-        SpatialResidualBlock(2 * w, 2 * w),
-        nn.MaxPool2d(2),
-        SpatialResidualBlock(2 * w, 4 * w),
-        nn.MaxPool2d(2),
-        SpatialResidualBlock(4 * w, 8 * w),
-        nn.MaxPool2d(2),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8 * w, 16 * w),
-        nn.BatchNorm1d(16 * w),
-        nn.ReLU(inplace=True),
-        nn.Dropout(0.3),
-        nn.Linear(16 * w, 8 * w),
-        nn.BatchNorm1d(8 * w),
-        nn.ReLU(inplace=True),
-        nn.Dropout(0.15),
-        nn.Linear(8 * w, n_classes),
-    )
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.zeros_(m.bias)
-    return net
-
-
-def fold_batchnorm(net):
-    """An inference copy with every Conv2d -> BatchNorm2d pair merged into one Conv2d.
-
-    Exact in eval mode (same outputs up to float rounding); saves a pass over every
-    activation map.
-    """
-    torch = _torch()
-    nn = torch.nn
-    net = copy.deepcopy(net).eval()
-
-    def fuse(conv, bn):
-        fused = nn.Conv2d(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            conv.stride,
-            conv.padding,
-            bias=True,
-        )
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused.weight.data = conv.weight.data * scale[:, None, None, None]
-        bias = conv.bias.data if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        fused.bias.data = (bias - bn.running_mean) * scale + bn.bias
-        return fused
-
-    def walk(module):
-        names = list(module._modules)
-        for i, name in enumerate(names):
-            child = module._modules[name]
-            if isinstance(child, nn.Conv2d):
-                # BN that directly follows in a Sequential
-                if i + 1 < len(names) and isinstance(module._modules[names[i + 1]], nn.BatchNorm2d):
-                    module._modules[name] = fuse(child, module._modules[names[i + 1]])
-                    module._modules[names[i + 1]] = nn.Identity()
-                # conv1/bn1, conv2/bn2 attribute pairs inside residual blocks
-                bn_name = name.replace("conv", "bn")
-                if bn_name != name and isinstance(module._modules.get(bn_name), nn.BatchNorm2d):
-                    module._modules[name] = fuse(child, module._modules[bn_name])
-                    module._modules[bn_name] = nn.Identity()
-            elif child is not None:
-                walk(child)
-
-    walk(net)
-    return net
-
-
-_malloc_depth = 0
+    return network
 
 
 def loss_weights(counts: np.ndarray, class_weight: str | None, oversample: bool):
@@ -199,59 +63,25 @@ def loss_weights(counts: np.ndarray, class_weight: str | None, oversample: bool)
     return hizkit.balanced_class_weights(counts)
 
 
-@contextlib.contextmanager
-def keep_freed_memory():
-    """Let glibc keep freed memory for reuse while the network runs, then give it back.
+def lr_at(step: int, total: int, peak: float, schedule: str, warmup: float = 0.3) -> float:
+    """The learning rate of training step ``step`` of ``total``.
 
-    glibc serves every allocation above 32 MB (this network's 64x64 activation maps at
-    batch 64 are 67 MB) with a fresh ``mmap`` and unmaps it on free, so each training
-    step page-faults and zeroes gigabytes: on a 2-core machine a third of the time went
-    to the kernel. Serving them from the heap instead (``M_MMAP_MAX = 0``, no trimming)
-    made plain eager training 2.1x and inference 2.6x faster on a 2-core CPU
-    (benchmarks/cnn_throughput.py) for a higher peak RSS; on exit the defaults come back
-    and ``malloc_trim`` returns the memory. A no-op where the C library is not glibc.
+    ``onecycle``: linear warm-up from peak/25 over the first ``warmup`` of the steps, then
+    cosine decay to peak/1e4 (Smith & Topin 2019); ``cosine``: one epoch-like 5 % warm-up,
+    then cosine to zero; ``constant``: ``peak`` throughout (the poster's Adam).
     """
-    global _malloc_depth
-    if _malloc_depth:  # nested (validation inside training): the outer one restores
-        yield
-        return
-    libc = None
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None:
-        yield
-        return
-    m_trim_threshold, m_mmap_max = -1, -4
-    mallopt(m_mmap_max, 0)
-    mallopt(m_trim_threshold, 2**31 - 1)
-    _malloc_depth += 1
-    try:
-        yield
-    finally:
-        _malloc_depth -= 1
-        mallopt(m_mmap_max, 65536)  # glibc's defaults
-        mallopt(m_trim_threshold, 128 * 1024)
-        if hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
-
-
-def prepare_inputs(cutouts: np.ndarray):
-    """float32 NCHW tensor in channels-last memory; missing coverage (NaN) becomes 0."""
-    torch = _torch()
-    x = torch.from_numpy(np.nan_to_num(cutouts, nan=0.0, posinf=0.0, neginf=0.0))
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-def random_dihedral(x, generator):
-    """One random dihedral transform per batch (cheap: a view, no per-sample Python)."""
-    torch = _torch()
-    k = int(torch.randint(0, 8, (1,), generator=generator))
-    x = torch.rot90(x, k % 4, dims=(2, 3))
-    if k >= 4:
-        x = torch.flip(x, dims=(3,))
-    return x.contiguous(memory_format=torch.channels_last)
+    if schedule == "constant" or total <= 1:
+        return peak
+    t = step / (total - 1)
+    if schedule == "cosine":
+        warmup = 0.05
+        start, end = 0.0, 0.0
+    else:
+        start, end = peak / 25, peak / 1e4
+    if t < warmup:
+        return start + (peak - start) * t / warmup
+    u = (t - warmup) / (1 - warmup)
+    return end + (peak - end) * 0.5 * (1 + np.cos(np.pi * u))
 
 
 class CNN(hizkit.Classifier):
@@ -260,38 +90,50 @@ class CNN(hizkit.Classifier):
     requires: ClassVar[frozenset] = frozenset({"cutouts"})
     preprocessors: ClassVar[tuple[str, ...]] = ("segment", "normalise")
     test_params: ClassVar[dict] = {"epochs": 2, "width": 4, "batch_size": 16}
+    #: catalog values joining the dense head (the hybrid variant), or none
+    photometry: ClassVar[bool] = False
 
     def __init__(
         self,
         epochs: int = 10,
         batch_size: int = 64,
-        lr: float = 5e-4,
+        lr: float = 2e-3,
+        schedule: str = "onecycle",
+        weight_decay: float = 1e-4,
         width: int = 32,
         dropout: float = 0.1,
-        class_weight: str | None = None,
+        class_weight: str | None = "balanced",
         oversample: bool = False,
         augment_batches: bool = True,
         select_by: str = "val_loss",
         patience: int | None = None,
+        tta: int = 1,
+        precision: str = "auto",
         device: str = "auto",
         threads: int | None = None,
         compile: bool | str = "auto",
         seed: int = 0,
     ) -> None:
-        """``class_weight='balanced'`` weights the loss by inverse class frequency and
+        """``lr`` is the peak learning rate of ``schedule`` ('onecycle', 'cosine' or
+        'constant', see :func:`lr_at`); ``weight_decay`` > 0 trains with AdamW, 0 with Adam.
+        ``class_weight='balanced'`` weights the loss by inverse class frequency and
         ``oversample=True`` draws every class equally often: the brown-dwarf measures
         (use one; with both, the weighting is redundant and left out).
         ``augment_batches`` applies one random dihedral transform to each training batch.
         ``select_by`` ('val_loss' or 'val_balanced_accuracy') picks the kept epoch;
         ``patience`` stops early after that many epochs without improvement.
+        ``tta`` averages the probabilities over that many dihedral transforms (1..8) at
+        prediction. ``precision``: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where the
+        hardware has bf16 units, see :func:`.network.bf16_supported`).
         ``compile`` trains through ``torch.compile`` (True), never (False), or ("auto")
-        on CUDA only: on a CPU, once glibc keeps freed memory (:func:`keep_freed_memory`),
-        compiled training steps are no faster (benchmarks/cnn_throughput.py) and
-        compiling costs tens of seconds. Should
-        compilation fail (no C++ toolchain), training continues eagerly."""
+        on CUDA only: on a CPU, once glibc keeps freed memory, compiled training steps
+        are no faster and compiling costs tens of seconds. Should compilation fail (no
+        C++ toolchain), training continues eagerly."""
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.schedule = schedule
+        self.weight_decay = weight_decay
         self.width = width
         self.dropout = dropout
         self.class_weight = class_weight
@@ -299,56 +141,116 @@ class CNN(hizkit.Classifier):
         self.augment_batches = augment_batches
         self.select_by = select_by
         self.patience = patience
+        self.tta = tta
+        self.precision = precision
         self.device = device
         self.threads = threads
         self.compile = compile
         self.seed = seed
 
     def _device(self):
-        torch = _torch()
+        import torch
+
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
 
     def validate_params(self) -> None:
         """Parameter values checked before any work (the configuration calls this)."""
-        if self.select_by not in ("val_loss", "val_balanced_accuracy"):
-            raise hizkit.HizkitError("cnn: select_by must be val_loss or val_balanced_accuracy")
-        if self.class_weight not in (None, "balanced"):
-            raise hizkit.HizkitError("cnn: class_weight must be None or 'balanced'")
+        choices = {
+            "select_by": ("val_loss", "val_balanced_accuracy"),
+            "class_weight": (None, "balanced"),
+            "schedule": SCHEDULES,
+            "precision": PRECISIONS,
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                shown = ", ".join(repr(a) for a in allowed)
+                raise hizkit.HizkitError(
+                    f"{self.name}: {key} must be one of {shown}, got {getattr(self, key)!r}"
+                )
         for key in ("epochs", "batch_size", "width"):
             if getattr(self, key) < 1:
-                raise hizkit.HizkitError(f"cnn: {key} must be at least 1, got {getattr(self, key)}")
+                raise hizkit.HizkitError(
+                    f"{self.name}: {key} must be at least 1, got {getattr(self, key)}"
+                )
+        if not 1 <= self.tta <= 8:
+            raise hizkit.HizkitError(f"{self.name}: tta must lie in 1..8, got {self.tta}")
         if not self.lr > 0:
-            raise hizkit.HizkitError(f"cnn: lr must be positive, got {self.lr}")
+            raise hizkit.HizkitError(f"{self.name}: lr must be positive, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise hizkit.HizkitError(
+                f"{self.name}: weight_decay must not be negative, got {self.weight_decay}"
+            )
         if not 0 <= self.dropout < 1:
-            raise hizkit.HizkitError(f"cnn: dropout must lie in [0, 1), got {self.dropout}")
+            raise hizkit.HizkitError(f"{self.name}: dropout must lie in [0, 1), got {self.dropout}")
 
     def _check(self, data: Dataset) -> None:
         if data.cutouts is None:
-            raise hizkit.HizkitError("cnn needs cutouts; this dataset has none")
+            raise hizkit.HizkitError(f"{self.name} needs cutouts; this dataset has none")
+        if self.photometry and not data.has_photometry:
+            raise hizkit.HizkitError(f"{self.name} needs catalog photometry; this dataset has none")
         self.validate_params()
 
+    def _bf16(self, device) -> bool:
+        if self.precision == "auto":
+            return _network().bf16_supported(device)
+        return self.precision == "bf16"
+
+    def _autocast(self, device):
+        import torch
+
+        if not self._bf16(device):
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+
+    # -- the hybrid's catalog inputs ------------------------------------------------
+    def _tabular(self, data: Dataset):
+        """Standardised colours + reddest magnitude (None unless the hybrid variant)."""
+        if not self.photometry:
+            return None
+        import torch
+
+        x = (hizkit.colour_features(data, fill=self.fill_) - self.mean_) / self.scale_
+        return torch.from_numpy(x.astype(np.float32))
+
+    def _fit_tabular(self, train: Dataset) -> int:
+        if not self.photometry:
+            return 0
+        raw = hizkit.colour_features(train)
+        self.fill_ = hizkit.column_fill(raw)
+        x = hizkit.impute(raw, self.fill_)
+        self.mean_, self.scale_ = x.mean(axis=0), x.std(axis=0) + 1e-9
+        return x.shape[1]
+
+    # -- training -------------------------------------------------------------------
     def fit(self, train: Dataset, valid: Dataset | None = None) -> CNN:
         with keep_freed_memory():
             return self._fit(train, valid)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> CNN:
-        torch = _torch()
+        import torch
+
+        net_mod = _network()
         self._check(train)
         torch.manual_seed(self.seed)
         if self.threads:
             torch.set_num_threads(self.threads)
         device = self._device()
         gen = torch.Generator().manual_seed(self.seed)
-        x = prepare_inputs(train.cutouts)
+        x = net_mod.prepare_inputs(train.cutouts)
         y = torch.from_numpy(train.y.astype(np.int64))
+        n_tab = self._fit_tabular(train)
+        tab = self._tabular(train)
         counts = np.bincount(train.y, minlength=len(CLASSES)).astype(float)
         w = loss_weights(counts, self.class_weight, self.oversample)
         weight = None if w is None else torch.tensor(w, dtype=torch.float32, device=device)
-        net = build_network(x.shape[1], self.width, len(CLASSES), self.dropout).to(device)
-        net = net.to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        net = net_mod.build_network(x.shape[1], self.width, len(CLASSES), self.dropout, n_tab)
+        net = net.to(device).to(memory_format=torch.channels_last)
+        if self.weight_decay > 0:
+            opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         use_compile = self.compile is True or (self.compile == "auto" and device.type == "cuda")
         model = torch.compile(net) if use_compile else net
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
@@ -357,9 +259,13 @@ class CNN(hizkit.Classifier):
             per = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0)[train.y]
             sample_p = torch.tensor(per / per.sum(), dtype=torch.float64)
         n = len(train)
+        steps_per_epoch = sum(
+            1 for s in range(0, n, self.batch_size) if min(self.batch_size, n - s) >= 2
+        )
+        total_steps, step = self.epochs * steps_per_epoch, 0
         best_state, best_score, stale = None, -np.inf, 0
         self.history_: list[dict[str, float]] = []
-        for epoch in progress.track(range(self.epochs), "cnn epochs"):
+        for epoch in progress.track(range(self.epochs), f"{self.name} epochs"):
             net.train()
             order = (
                 torch.multinomial(sample_p, n, replacement=True, generator=gen)
@@ -373,25 +279,34 @@ class CNN(hizkit.Classifier):
                     continue  # BatchNorm needs two samples
                 xb = x[idx]
                 if self.augment_batches:
-                    xb = random_dihedral(xb, gen)
+                    xb = net_mod.random_dihedral(xb, gen)
                 xb, yb = xb.to(device, non_blocking=True), y[idx].to(device)
+                tb = None if tab is None else tab[idx].to(device)
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step, total_steps, self.lr, self.schedule)
                 opt.zero_grad(set_to_none=True)
-                try:
-                    logits = model(xb)
-                except Exception as exc:  # torch.compile needs a working C++ toolchain
-                    if model is net:
-                        raise
-                    progress.log(f"cnn: torch.compile unavailable ({type(exc).__name__}); eager")
-                    model = net
-                    logits = model(xb)
-                loss = loss_fn(logits, yb)
+                with self._autocast(device):
+                    try:
+                        logits = model(xb, tb)
+                    except Exception as exc:  # torch.compile needs a C++ toolchain
+                        if model is net:
+                            raise
+                        progress.log(f"cnn: torch.compile unavailable ({type(exc).__name__})")
+                        model = net
+                        logits = model(xb, tb)
+                    loss = loss_fn(logits.float(), yb)
                 loss.backward()
                 opt.step()
+                step += 1
                 total += loss.item() * len(idx)
                 seen += len(idx)
-            record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1)}
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": total / max(seen, 1),
+                "lr": lr_at(max(step - 1, 0), total_steps, self.lr, self.schedule),
+            }
             if valid is not None and len(valid):
-                proba = self._predict(net, valid.cutouts)
+                proba = self._predict(net, valid, tta=1)
                 yv = valid.y
                 record["val_loss"] = float(
                     -np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-12, 1)))
@@ -419,37 +334,60 @@ class CNN(hizkit.Classifier):
         self.in_bands_ = int(x.shape[1])
         return self
 
-    def _predict(self, net, cutouts: np.ndarray, fold: bool = True, batch: int = 256) -> np.ndarray:
-        torch = _torch()
+    # -- prediction -----------------------------------------------------------------
+    def _predict(self, net, data: Dataset, tta: int, batch: int = 256) -> np.ndarray:
+        import torch
+
+        net_mod = _network()
         device = next(net.parameters()).device
         was_training = net.training
-        net.eval()
-        model = fold_batchnorm(net) if fold else net
-        x = prepare_inputs(cutouts)
+        model = net_mod.fold_batchnorm(net)
+        x = net_mod.prepare_inputs(data.cutouts)
+        tab = self._tabular(data)
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast(device):
             for start in range(0, len(x), batch):
-                logits = model(x[start : start + batch].to(device))
-                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+                xb = x[start : start + batch].to(device)
+                tb = None if tab is None else tab[start : start + batch].to(device)
+                p = sum(
+                    torch.softmax(model(net_mod.dihedral(xb, k), tb).float(), dim=1)
+                    for k in range(tta)
+                )
+                out.append((p / tta).cpu().numpy())
         net.train(was_training)
         return np.concatenate(out).astype(float) if out else np.zeros((0, len(CLASSES)))
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         self._check(data)
         with keep_freed_memory():
-            return self._predict(self.net_, data.cutouts)
+            return self._predict(self.net_, data, self.tta)
 
+    def diagnostics(self):
+        """The learning curve (per-epoch losses, validation balanced accuracy, lr)."""
+        return hizkit.Diagnostics(history=[dict(r) for r in self.history_])
+
+    # -- persistence ----------------------------------------------------------------
     def _save_state(self, directory: Path) -> None:
-        torch = _torch()
+        import torch
+
         torch.save(self.net_.state_dict(), directory / "model.pt")
-        (directory / "state.json").write_text(
-            json.dumps({"in_bands": self.in_bands_, "history": self.history_})
-        )
+        state = {"in_bands": self.in_bands_, "history": self.history_}
+        if self.photometry:
+            state |= {k: getattr(self, f"{k}_").tolist() for k in ("fill", "mean", "scale")}
+        (directory / "state.json").write_text(json.dumps(state))
 
     def _load_state(self, directory: Path) -> None:
-        torch = _torch()
+        import torch
+
         meta = json.loads((directory / "state.json").read_text())
-        net = build_network(meta["in_bands"], self.width, len(CLASSES), self.dropout)
+        n_tab = 0
+        if self.photometry:
+            for k in ("fill", "mean", "scale"):
+                setattr(self, f"{k}_", np.array(meta[k]))
+            n_tab = len(meta["mean"])
+        net = _network().build_network(
+            meta["in_bands"], self.width, len(CLASSES), self.dropout, n_tab
+        )
         state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(state)
         self.net_ = net.to(self._device()).to(memory_format=torch.channels_last).eval()
@@ -457,20 +395,36 @@ class CNN(hizkit.Classifier):
         self.history_ = meta["history"]
 
 
-def parameter_count(width: int = 32) -> int:
-    return sum(p.numel() for p in build_network(7, width).parameters())
+class HybridCNN(CNN):
+    """Beyond the poster: the same network, with the catalog's colours and reddest-band
+    magnitude (standardised, missing values filled with training medians) passing through
+    one dense layer and joining the pooled image features before the head."""
+
+    name = "cnn_hybrid"
+    description = "The poster's CNN with catalog photometry joining its dense head (hybrid)"
+    requires: ClassVar[frozenset] = frozenset({"cutouts", "photometry"})
+    photometry: ClassVar[bool] = True
+
+
+def __getattr__(name: str):
+    """The network helpers, imported (with torch) only when asked for."""
+    if name in ("build_network", "fold_batchnorm", "parameter_count"):
+        return getattr(_network(), name)
+    raise AttributeError(name)
 
 
 @hizkit.hookimpl
 def hizkit_register_classifiers() -> list[type[hizkit.Classifier]]:
-    return [CNN]
+    return [CNN, HybridCNN]
 
 
 __all__ = [
     "CNN",
+    "HybridCNN",
     "build_network",
     "fold_batchnorm",
     "keep_freed_memory",
     "loss_weights",
+    "lr_at",
     "parameter_count",
 ]
