@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
+import hizkit
 from hizkit.cli import main
+from hizkit.registry import Registry
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -65,3 +67,67 @@ def test_help_explains():
     proc = run("bench", "--help")
     assert proc.returncode == 0
     assert "shared" in proc.stdout and "--classifiers" in proc.stdout
+
+
+def test_top_level_and_plugin_command_help_explain():
+    top = run("--help")
+    assert top.returncode == 0 and "simulate" in top.stdout and "bench" in top.stdout
+    sim = run("simulate", "--help")
+    assert sim.returncode == 0 and "TRUTH extension" in sim.stdout and "--n-lowz" in sim.stdout
+
+
+class CommandPlugin:
+    """A third-party plugin adding ``hizkit hello``."""
+
+    @hizkit.hookimpl
+    def hizkit_register_commands(self, subparsers):
+        p = subparsers.add_parser("hello", help="say hello from a plugin")
+        p.add_argument("--name", default="world")
+        p.set_defaults(func=self.hello)
+
+    @staticmethod
+    def hello(args) -> int:
+        if args.name == "error":
+            raise hizkit.HizkitError("hello: no such name")
+        print(f"hello {args.name}")
+        return 0
+
+
+class ClashingPlugin:
+    @hizkit.hookimpl
+    def hizkit_register_commands(self, subparsers):
+        subparsers.add_parser("bench", help="takes a core command's name")
+
+
+@pytest.fixture
+def plugged(monkeypatch):
+    reg = Registry(autoload=False)
+    monkeypatch.setattr("hizkit.registry.get_registry", lambda: reg)
+    return reg
+
+
+def test_a_plugin_command_appears_in_help_and_runs(plugged, capsys):
+    plugged.register(CommandPlugin(), name="tests.hello")
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    assert "say hello from a plugin" in capsys.readouterr().out
+    assert main(["hello", "--name", "hizkit"]) == 0
+    assert capsys.readouterr().out == "hello hizkit\n"
+    assert main(["hello", "--name", "error"]) == 2  # its errors are one line too
+    assert capsys.readouterr().err == "hizkit: error: hello: no such name\n"
+
+
+def test_a_plugin_command_taking_a_taken_name_is_skipped_with_a_warning(plugged, capsys):
+    plugged.register(ClashingPlugin(), name="tests.clash")
+    assert main(["plugins", "--json"]) == 0
+    out = capsys.readouterr()
+    assert "tests.clash" in out.err and "broken and skipped" in out.err
+    assert any(i["name"] == "tests.clash" for i in json.loads(out.out))
+
+
+def test_show_works_on_a_jades_field(jades_field, tmp_path, capsys):
+    out = tmp_path / "fig.png"
+    rc = main(["show", "--data", f"jades:{jades_field}", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert out.stat().st_size > 10000
