@@ -197,7 +197,16 @@ def results_table(result: BenchResult) -> Table:
     return table
 
 
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return [_md_row(head), "|---" * len(head) + "|", *(_md_row(r) for r in rows)]
+
+
 def summary_markdown(result: BenchResult, figures: list[Path]) -> str:
+    """summary.md: the headline table, the classifiers compared, every metric, figures."""
     summary = result.summary()
     lines = [
         "# hizkit benchmark",
@@ -210,16 +219,36 @@ def summary_markdown(result: BenchResult, figures: list[Path]) -> str:
     cuts = result.dataset.meta.get("cuts")
     if cuts:
         lines += [f"Selection (sources left after each cut): {cuts_line(cuts)}.", ""]
-    lines += [
-        "| classifier | " + " | ".join(HEADLINE) + " |",
-        "|---" * (len(HEADLINE) + 1) + "|",
-    ]
-    for label, stats in summary.items():
-        cells = [_fmt(stats.get(n, (math.nan, 0)), "seconds" not in n) for n in HEADLINE]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    pct = {n: "seconds" not in n for n in HEADLINE}
+    lines += _md_table(
+        ["classifier", *(SHORT[n] for n in HEADLINE)],
+        [
+            [label, *(_fmt(stats.get(n, (math.nan, 0)), pct[n]) for n in HEADLINE)]
+            for label, stats in summary.items()
+        ],
+    )
+    lines += ["", "## Classifiers", ""]
+    lines += _md_table(
+        ["classifier", "plugin", "preprocessors"],
+        [
+            [s.label, f"`{s.plugin}`", ", ".join(result.preprocessors[s.label]) or "-"]
+            for s in result.config.classifiers
+        ],
+    )
+    labels = list(summary)
+    names = sorted({n for stats in summary.values() for n in stats})
+    lines += ["", "## All metrics", "", "Mean ± std over runs, as recorded (not in percent).", ""]
+    lines += _md_table(
+        ["metric", *labels],
+        [[n, *(_fmt(summary[lb].get(n, (math.nan, 0)), False) for lb in labels)] for n in names],
+    )
     if figures:
         lines += ["", "## Figures", ""] + [f"- [{p.name}](figures/{p.name})" for p in figures]
     return "\n".join(lines) + "\n"
+
+
+#: a table cell holding a number, a mean ± std, or "-" (no value)
+NUMBER = re.compile(r"^-$|^-?[\d.]+(e[+-]?\d+)?( ± [\d.]+(e[+-]?\d+)?)?$")
 
 
 def markdown_html(md: str) -> str:
@@ -239,10 +268,17 @@ def markdown_html(md: str) -> str:
     def flush() -> None:
         if rows:
             head, body = rows[0], [r for r in rows[1:] if not set("".join(r)) <= set("-: ")]
-            out.append("<table><thead><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head))
+            # a column of numbers is right-aligned, one of words left-aligned
+            numeric = [
+                all(NUMBER.match(r[j]) for r in body if j < len(r)) for j in range(len(head))
+            ]
+            cls = [" class='num'" if n else "" for n in numeric]
+            out.append("<table><thead><tr>")
+            out.append("".join(f"<th{k}>{inline(c)}</th>" for k, c in zip(cls, head)))
             out.append("</tr></thead><tbody>")
             for r in body:
-                out.append("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>")
+                cells = "".join(f"<td{k}>{inline(c)}</td>" for k, c in zip(cls, r))
+                out.append(f"<tr>{cells}</tr>")
             out.append("</tbody></table>")
             rows.clear()
         if items:
@@ -266,22 +302,46 @@ def markdown_html(md: str) -> str:
     return "\n".join(out)
 
 
-def report_html(markdown_table: str, figures: list[Path]) -> str:
-    """A self-contained HTML page: the summary rendered as HTML and embedded PNGs."""
+#: the report's style: one readable column on a laptop screen, tables that scroll
+#: sideways rather than overflow, figures scaled to the column
+STYLE = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
+  max-width:1100px;margin:0 auto;padding:1.5em 1.2em 4em}
+h1{font-size:1.7em;margin:.2em 0 .4em}h2{font-size:1.25em;margin:1.8em 0 .5em;
+  border-bottom:1px solid #e3e3e3;padding-bottom:.2em}
+code{background:#f3f3f3;padding:0 .25em;border-radius:3px}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;margin:.4em 0}
+th,td{padding:4px 12px;border-bottom:1px solid #e3e3e3;text-align:left;white-space:nowrap}
+th.num,td.num{text-align:right}
+th{background:#f4f6f8;font-weight:600}tbody tr:nth-child(even){background:#fafafa}
+figure{margin:1.2em 0}figcaption{font-weight:600;margin-bottom:.3em}
+figure img{display:block;max-width:100%;height:auto;border:1px solid #e3e3e3}
+"""
+
+
+def report_html(markdown: str, figures: list[Path]) -> str:
+    """A self-contained web page: the summary (``markdown``, as :func:`summary_markdown`
+    writes it) rendered as HTML, its figure list replaced by the figures themselves,
+    embedded as PNG and each linking to its file."""
+    text, _, _ = markdown.partition("\n## Figures\n")
+    body = markdown_html(text).replace("<table>", "<div class='scroll'><table>")
+    body = body.replace("</table>", "</table></div>")
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>hizkit benchmark</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}"
-        "table{border-collapse:collapse}th,td{padding:3px 10px;border-bottom:1px solid #ddd;"
-        "text-align:right}th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}"
-        "</style></head><body>",
-        markdown_html(markdown_table),
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>hizkit benchmark</title><style>{STYLE}</style></head><body>",
+        body,
     ]
+    if figures:
+        parts.append("<h2>Figures</h2>")
     for fig in figures:
         data = base64.b64encode(fig.read_bytes()).decode("ascii")
+        name = html.escape(fig.name)
         parts.append(
             f"<figure><figcaption>{html.escape(fig.stem.replace('_', ' '))}</figcaption>"
-            f"<img alt='{html.escape(fig.stem)}' src='data:image/png;base64,{data}'></figure>"
+            f"<a href='figures/{name}'><img alt='{html.escape(fig.stem)}' "
+            f"src='data:image/png;base64,{data}'></a></figure>"
         )
     parts.append("</body></html>")
     return "\n".join(parts)
