@@ -11,6 +11,7 @@ A configuration file looks like::
     out = "runs/poster"        # the run directory when --out is not given (bench only)
     runs = 3
     seed = 0
+    ceiling = true             # add the `photoz` template-fitting row (default: true)
     fractions = [0.6, 0.2, 0.2]
 
     [classifiers.cnn_weighted] # a label; `plugin` says which classifier it is
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import inspect
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,20 @@ from hizkit.bench import BenchConfig, ClassifierSpec
 from hizkit.errors import HizkitError
 
 SECTIONS = {"data", "bench", "classifiers", "preprocessors", "evaluators", "train", "predict"}
-BENCH_KEYS = {"classifiers", "evaluators", "runs", "seed", "fractions", "out", "scheduler"}
+BENCH_KEYS = {
+    "classifiers",
+    "evaluators",
+    "runs",
+    "seed",
+    "fractions",
+    "out",
+    "scheduler",
+    "ceiling",
+}
+#: configuration files shipped with hizkit, read by name (``--config poster``)
+PRESETS = Path(__file__).parent / "presets"
+#: the classifier that gives every table its template-fitting ceiling row
+CEILING = "photoz"
 TABLE_KEYS = {
     "bench": BENCH_KEYS,
     "train": {"valid_fraction"},
@@ -69,12 +83,22 @@ class DataSpec:
         return cls(name.strip(), location or None, dict(params or {}))
 
 
+def presets() -> list[str]:
+    """Names of the shipped configuration presets."""
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """A configuration file, or a shipped preset by name (a file of that name wins)."""
     path = Path(path)
+    if not path.exists() and path.name == str(path) and path.name in presets():
+        path = PRESETS / f"{path.name}.toml"
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise HizkitError(f"config file {path} does not exist") from None
+        raise HizkitError(
+            f"config file {path} does not exist (shipped presets: {', '.join(presets())})"
+        ) from None
     except IsADirectoryError:
         raise HizkitError(f"config file {path} is a directory, not a TOML file") from None
     except UnicodeDecodeError as exc:
@@ -135,8 +159,10 @@ def build(
     evaluators: str | None = None,
     runs: int | None = None,
     seed: int | None = None,
+    ceiling: bool = False,
 ) -> tuple[DataSpec, BenchConfig]:
-    """Merge a parsed config document with command-line overrides."""
+    """Merge a parsed config document with command-line overrides. ``ceiling`` (the
+    benchmark's) adds the template photo-z row unless ``[bench] ceiling = false``."""
     data_doc = dict(_table(doc, "data"))
     source = _text(data_doc.pop("source", "mock"), "[data] source")
     location = data_doc.pop("location", None)
@@ -161,6 +187,9 @@ def build(
         if chain is not None:
             chain = tuple(_as_list(chain, f"[classifiers.{label}] preprocessors")) if chain else ()
         specs.append(ClassifierSpec(label, plugin, section, chain))
+    wants_ceiling = _flag(bench.get("ceiling", True), "[bench] ceiling")
+    if ceiling and wants_ceiling and all(s.plugin != CEILING and s.label != CEILING for s in specs):
+        specs.append(ClassifierSpec(CEILING, CEILING, {}, None))
 
     ev = evaluators if evaluators is not None else bench.get("evaluators")
     config = BenchConfig(
@@ -174,6 +203,21 @@ def build(
     )
     config.validate()
     return spec, config
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise HizkitError(f"{what} must be true or false, got {value!r}")
+    return value
+
+
+def without_unavailable_ceiling(config: BenchConfig, columns: Any) -> BenchConfig:
+    """The configuration without the ``photoz`` ceiling row when the catalog has no
+    template photo-z (``z_phot``) to give it (a survey without photometric redshifts)."""
+    auto = [s for s in config.classifiers if s.label == CEILING and s.plugin == CEILING]
+    if not auto or "z_phot" in columns or len(config.classifiers) == 1:
+        return config
+    return replace(config, classifiers=[s for s in config.classifiers if s not in auto])
 
 
 def _table(doc: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:

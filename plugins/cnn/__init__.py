@@ -116,9 +116,9 @@ class CNN(hizkit.Classifier):
     ) -> None:
         """``lr`` is the peak learning rate of ``schedule`` ('onecycle', 'cosine' or
         'constant', see :func:`lr_at`); ``weight_decay`` > 0 trains with AdamW, 0 with Adam.
-        ``class_weight='balanced'`` weights the loss by inverse class frequency and
-        ``oversample=True`` draws every class equally often: the brown-dwarf measures
-        (use one; with both, the weighting is redundant and left out).
+        ``class_weight='balanced'`` (None or 'none': unweighted) weights the loss by
+        inverse class frequency and ``oversample=True`` draws every class equally often:
+        the brown-dwarf measures (use one; with both, the weighting is redundant and left out).
         ``augment_batches`` applies one random dihedral transform to each training batch.
         ``select_by`` ('val_loss' or 'val_balanced_accuracy') picks the kept epoch;
         ``patience`` stops early after that many epochs without improvement.
@@ -159,7 +159,7 @@ class CNN(hizkit.Classifier):
         """Parameter values checked before any work (the configuration calls this)."""
         choices = {
             "select_by": ("val_loss", "val_balanced_accuracy"),
-            "class_weight": (None, "balanced"),
+            "class_weight": (None, "none", "balanced"),
             "schedule": SCHEDULES,
             "precision": PRECISIONS,
         }
