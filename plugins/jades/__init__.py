@@ -40,11 +40,10 @@ from hizkit.plugins.jades.catalog import (
     read_id_list,
 )
 from hizkit.plugins.jades.cutouts import CutoutReader, block_sum, pixel_area_sr
-from hizkit.plugins.jades.files import flux_unit_to_njy, is_surface_brightness
+from hizkit.plugins.jades.files import _match, flux_unit_to_njy, is_surface_brightness
 from hizkit.plugins.jades.layouts import (
     LAYOUTS,
     Layout,
-    _match,
     detect_layout,
     known_layouts,
     load_layout,

@@ -19,12 +19,13 @@ from hizkit.plugins.jades.files import (
     _ARCSEC,
     _PIXEL,
     _hdu,
+    _match,
     _open,
     _Table,
     _unique_index,
     flux_unit_to_njy,
 )
-from hizkit.plugins.jades.layouts import Layout, Photoz, _match
+from hizkit.plugins.jades.layouts import Layout, Photoz
 from hizkit.science import BROWN_DWARF_BANDS, Colours, brown_dwarf, redshift_labels
 
 

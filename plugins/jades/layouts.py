@@ -325,17 +325,6 @@ def load_layout(layout: str | os.PathLike | Layout) -> Layout:
     return known[text]
 
 
-def _match(directory: Path, pattern: str, what: str, exclude: tuple[Path, ...] = ()) -> Path:
-    """The one file in ``directory`` matching ``pattern`` (a glob)."""
-    hits = sorted(p for p in directory.glob(pattern) if p.is_file() and p not in exclude)
-    if not hits:
-        raise HizkitError(f"{directory / pattern}: file not found ({what})")
-    if len(hits) > 1:
-        names = ", ".join(p.name for p in hits[:4])
-        raise HizkitError(f"{directory}: several files match {pattern} ({what}): {names}")
-    return hits[0]
-
-
 def detect_layout(directory: Path, bands: tuple[str, ...] | list[str] = NIRCAM_BANDS) -> str:
     """The layout of the catalog in ``directory``: among the layouts whose catalog file
     pattern matches, the most specific one whose columns the catalog really has (checked
