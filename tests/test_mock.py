@@ -74,15 +74,32 @@ def test_igm_is_opaque_blueward_of_lyman_alpha_after_reionisation():
 
 def test_photometry_on_images_matches_catalog_within_noise(small_mock):
     """Aperture photometry redone on the cutouts agrees with the catalog (the same
-    measurement), and catalog errors describe the scatter around the truth-based model."""
+    measurement)."""
     cat = small_mock.catalog
     redo = images.measure(small_mock.cutouts, np.ones((len(cat), 7)))["flux"]
     flux, _err = small_mock.photometry()
     ok = np.isfinite(flux) & np.isfinite(redo)
+    assert ok.mean() > 0.9
     np.testing.assert_allclose(redo[ok], flux[ok], rtol=1e-4, atol=1e-3)
-    # isolated point sources: the measurement recovers the true flux within the errors
-    bd = (cat["label"] == "brown_dwarf").to_numpy()
-    assert bd.any()
+
+
+def test_catalog_photometry_recovers_the_true_flux_of_point_sources():
+    """Isolated point sources (brown dwarfs, drawn with their true fluxes): the catalog's
+    aperture photometry (PSF-matched, aperture-corrected) recovers the true flux in every
+    band, to 3% on noiseless cutouts (sub-pixel centring only) and to 5% at high S/N."""
+    src = draw_brown_dwarfs(np.random.default_rng(1), 200)
+    true = src.flux.copy()
+    pool = draw_brown_dwarfs(np.random.default_rng(2), 1)
+    kw = dict(neighbour_rate=0.0, coverage_loss=0.0, depth_scatter=0.0)
+    clean, sigma, _ = images.render_cutouts(
+        np.random.default_rng(5), src, pool, 48, noise=False, **kw
+    )
+    noisy, _, _ = images.render_cutouts(np.random.default_rng(5), src, pool, 48, **kw)
+    np.testing.assert_allclose(images.measure(clean, sigma)["flux"], true, rtol=0.03)
+    measured = images.measure(noisy, sigma)
+    bright = true / measured["err"] > 100  # 1% noise: the 5% holds beyond 3 sigma
+    assert bright.sum() > 50
+    np.testing.assert_allclose(measured["flux"][bright], true[bright], rtol=0.05)
 
 
 def test_catalog_errors_describe_the_image_noise():
