@@ -2,7 +2,8 @@
 
 Each variant is a full benchmark (same seeds, so the same splits) on the dataset reduced
 to a subset of bands; the drop in accuracy against the all-band run ranks the bands, as
-in the poster's discussion (F200W the most important, F090W and F115W the least).
+in the poster's discussion (F200W the most important, F090W and F115W the least). The
+accuracies are the harness's headline metrics (:mod:`hizkit.metrics`), so no evaluator runs.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def run_ablation(
     data: Dataset, config: BenchConfig, registry: Registry | None = None
 ) -> AblationResult:
     registry = registry or get_registry()
+    config = dataclasses.replace(config, evaluators=[])  # accuracy is the core's own
     rows = []
     skipped: dict[str, list[str]] = {}
     for name, bands in progress.track(variants(data.bands), "ablation variants"):
