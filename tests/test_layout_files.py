@@ -120,6 +120,12 @@ def test_a_layout_built_in_code_is_checked_too():
         "layout x",
         "layout lacks key",
     )
+    # a plugin's Layout object is checked as a file is
+    one_line(
+        lambda: dataclasses.replace(lay, default_aperture="CIRC9", path=None),
+        "layout jades_v2",
+        "apertures.CIRC9",
+    )
 
 
 def test_the_cli_reports_a_broken_layout_in_one_line(jades_field, tmp_path, capsys):

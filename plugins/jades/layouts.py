@@ -159,13 +159,13 @@ class Layout:
         for key, sub in (("photoz", Photoz), ("mosaics", Mosaics)):
             if key in values:
                 values[key] = _build(sub, values[key], where, key)
-        layout = cls(**values, path=Path(path) if path is not None else None)
-        layout._check(where)
-        return layout
+        return cls(**values, path=Path(path) if path is not None else None)
 
-    def _check(self, where: str) -> None:
-        """What the types alone do not say: values that must be one of a few, the
-        default aperture present, every column spec parseable."""
+    def __post_init__(self) -> None:
+        """What the types alone do not say, checked for a layout built in code too: values
+        that must be one of a few, the default aperture present, every column spec
+        parseable."""
+        where = str(self.path) if self.path is not None else f"layout {self.name}"
         if self.default_aperture not in self.apertures:
             raise HizkitError(f"{where}: layout lacks apertures.{self.default_aperture}")
         if flux_unit_to_njy(self.flux_unit) is None:
