@@ -61,6 +61,7 @@ def _setup(args: argparse.Namespace, evaluators: str | None, default_base: str):
         evaluators=evaluators,
         runs=args.runs,
         seed=args.seed,
+        ceiling=args.command == "bench",
     )
     registry = get_registry()
     source_cls = registry.get("data_source", data_spec.source)
@@ -79,6 +80,7 @@ def _setup(args: argparse.Namespace, evaluators: str | None, default_base: str):
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from hizkit import config as cfg
     from hizkit import report
     from hizkit.bench import run_benchmark
 
@@ -88,7 +90,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         progress.log(f"loading data: {data_spec.source}")
         dataset = _load_data(data_spec)
     _check_classes(dataset)
-    result = run_benchmark(dataset, config, registry, scheduler=scheduler)
+    kept = cfg.without_unavailable_ceiling(config, dataset.catalog.columns)
+    if kept is not config:
+        progress.log("no template photo-z (z_phot) in this catalog: no photoz ceiling row")
+    result = run_benchmark(dataset, kept, registry, scheduler=scheduler)
     models = None
     if args.save_models:
         from hizkit.model import models_from_benchmark
@@ -413,7 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", type=int, help="repeat with seeds S, S+1, ... (default 1)")
     b.add_argument("--seed", type=int, help="first seed (default 0)")
     b.add_argument("--out", metavar="DIR", help="new run directory (default hizkit-runs/<time>)")
-    b.add_argument("--config", metavar="FILE.toml", help="settings; flags override it")
+    b.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="settings, or a shipped preset by name (poster: the poster's protocol); "
+        "flags override it",
+    )
     b.add_argument(
         "--save-models",
         action="store_true",

@@ -60,3 +60,20 @@ def test_the_ceiling_leaves_when_the_catalog_has_no_photo_z():
     assert [s.label for s in kept.classifiers] == ["xgb", "photoz"]
     dropped = cfg.without_unavailable_ceiling(config, pd.Index(["id", "flux_F444W"]))
     assert [s.label for s in dropped.classifiers] == ["xgb"]
+
+
+def test_hizkit_bench_reports_the_ceiling_row(tmp_path):
+    import json
+
+    from hizkit.cli import main
+
+    cfg_file = tmp_path / "small.toml"
+    cfg_file.write_text(
+        "[data]\nn_lowz = 10\nn_highz = 10\nn_brown_dwarfs = 3\nn_unlabelled = 0\n"
+        "cutout_size = 32\nseed = 3\n"
+    )
+    out = tmp_path / "run"
+    rc = main(["bench", "--classifiers", "colour", "--config", str(cfg_file), "--out", str(out)])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["classifiers"]) == {"colour", "photoz"}
