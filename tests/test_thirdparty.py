@@ -117,5 +117,5 @@ def test_runs_in_bench(installed, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / "results.json").read_text())
-    assert set(doc["classifiers"]) == {"brightest", "colour"}
+    assert set(doc["classifiers"]) == {"brightest", "colour", "photoz"}  # + the ceiling
     assert "brightest" in proc.stdout
