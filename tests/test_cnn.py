@@ -170,3 +170,22 @@ def test_loss_weights_balance_classes_once():
     assert loss_weights(counts, "balanced", oversample=True) is None  # sampling balances
     assert loss_weights(counts, None, oversample=False) is None
     assert loss_weights(np.array([5.0, 5.0, 0.0]), "balanced", False)[2] == 0
+
+
+def test_micro_batches_cover_the_batch_without_singletons():
+    from hizkit.plugins.cnn import chunks
+
+    for n in range(2, 130):
+        for size in (4, 5, 16, 32, 64):
+            parts = chunks(n, size)
+            assert parts[0][0] == 0 and parts[-1][1] == n
+            assert [b for _, b in parts[:-1]] == [a for a, _ in parts[1:]]
+            assert all(b - a <= size for a, b in parts)
+            assert all(b - a >= 2 for a, b in parts)
+
+
+def test_micro_batched_training_runs_and_small_values_are_refused(tiny):
+    proba = CNN(epochs=1, width=4, batch_size=16, micro_batch=5).fit(tiny).predict_proba(tiny)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    with pytest.raises(hizkit.HizkitError, match="micro_batch"):
+        CNN(micro_batch=3).validate_params()

@@ -63,6 +63,14 @@ def loss_weights(counts: np.ndarray, class_weight: str | None, oversample: bool)
     return hizkit.balanced_class_weights(counts)
 
 
+def chunks(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` bounds of near-equal parts of ``range(n)``, none above ``size``
+    (near-equal, so no part is left with a single sample for batch-norm)."""
+    parts = -(-n // size)
+    edges = np.linspace(0, n, parts + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
 def lr_at(step: int, total: int, peak: float, schedule: str, warmup: float = 0.3) -> float:
     """The learning rate of training step ``step`` of ``total``.
 
@@ -108,6 +116,7 @@ class CNN(hizkit.Classifier):
         select_by: str = "val_loss",
         patience: int | None = None,
         tta: int = 1,
+        micro_batch: int | None = None,
         precision: str = "auto",
         device: str = "auto",
         threads: int | None = None,
@@ -123,12 +132,20 @@ class CNN(hizkit.Classifier):
         ``select_by`` ('val_loss' or 'val_balanced_accuracy') picks the kept epoch;
         ``patience`` stops early after that many epochs without improvement.
         ``tta`` averages the probabilities over that many dihedral transforms (1..8) at
-        prediction. ``precision``: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where the
-        hardware has bf16 units, see :func:`.network.bf16_supported`).
+        prediction. ``micro_batch``: the most samples that pass through the network at
+        once; a larger training batch accumulates its gradient over micro-batches (same
+        update, batch-norm statistics per micro-batch). None: 32 on a CPU, where batch 64
+        held 3.8 GB at the same speed (2.4 GB at 32; benchmarks/cnn_throughput.py), the
+        whole batch (256 to predict) on CUDA.
+        ``precision``: 'fp32', 'bf16' (autocast) or 'auto': bf16 only on CPUs with bf16
+        matrix units (AVX512-BF16/AMX, see :func:`.network.bf16_supported`); fp32 on
+        CUDA, where bf16 did not pay for this small network (H200, batch 64: 0.99x
+        inference, 1.06x training) and on other CPUs, where it is emulated (0.2x).
         ``compile`` trains through ``torch.compile`` (True), never (False), or ("auto")
-        on CUDA only: on a CPU, once glibc keeps freed memory, compiled training steps
-        are no faster and compiling costs tens of seconds. Should compilation fail (no
-        C++ toolchain), training continues eagerly."""
+        on CUDA when the run is long enough to repay compiling (>= 500,000 sample-epochs:
+        on an H200 it took 26 s for 1.35x faster steps); on a CPU, once glibc keeps freed
+        memory, compiled steps are no faster. Should compilation fail (no C++ toolchain),
+        training continues eagerly."""
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -142,6 +159,7 @@ class CNN(hizkit.Classifier):
         self.select_by = select_by
         self.patience = patience
         self.tta = tta
+        self.micro_batch = micro_batch
         self.precision = precision
         self.device = device
         self.threads = threads
@@ -174,6 +192,10 @@ class CNN(hizkit.Classifier):
                 raise hizkit.HizkitError(
                     f"{self.name}: {key} must be at least 1, got {getattr(self, key)}"
                 )
+        if self.micro_batch is not None and self.micro_batch < 4:
+            raise hizkit.HizkitError(  # near-equal parts of >= 4 never leave one sample alone
+                f"{self.name}: micro_batch must be at least 4 (batch-norm), got {self.micro_batch}"
+            )
         if not 1 <= self.tta <= 8:
             raise hizkit.HizkitError(f"{self.name}: tta must lie in 1..8, got {self.tta}")
         if not self.lr > 0:
@@ -194,8 +216,13 @@ class CNN(hizkit.Classifier):
 
     def _bf16(self, device) -> bool:
         if self.precision == "auto":
-            return _network().bf16_supported(device)
+            return device.type == "cpu" and _network().bf16_supported(device)
         return self.precision == "bf16"
+
+    def _micro(self, device, batch: int) -> int:
+        if self.micro_batch is not None:
+            return self.micro_batch
+        return batch if device.type == "cuda" else 32
 
     def _autocast(self, device):
         import torch
@@ -251,14 +278,19 @@ class CNN(hizkit.Classifier):
             opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         else:
             opt = torch.optim.Adam(net.parameters(), lr=self.lr)
-        use_compile = self.compile is True or (self.compile == "auto" and device.type == "cuda")
+        n = len(train)
+        use_compile = self.compile is True or (
+            self.compile == "auto" and device.type == "cuda" and self.epochs * n >= 500_000
+        )
         model = torch.compile(net) if use_compile else net
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        # summed, then divided by the batch's total weight: micro-batches add up to the
+        # batch's weighted mean exactly
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight, reduction="sum")
+        micro = self._micro(device, self.batch_size)
         sample_p = None
         if self.oversample:
             per = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0)[train.y]
             sample_p = torch.tensor(per / per.sum(), dtype=torch.float64)
-        n = len(train)
         steps_per_epoch = sum(
             1 for s in range(0, n, self.batch_size) if min(self.batch_size, n - s) >= 2
         )
@@ -285,20 +317,25 @@ class CNN(hizkit.Classifier):
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step, total_steps, self.lr, self.schedule)
                 opt.zero_grad(set_to_none=True)
-                with self._autocast(device):
-                    try:
-                        logits = model(xb, tb)
-                    except Exception as exc:  # torch.compile needs a C++ toolchain
-                        if model is net:
-                            raise
-                        progress.log(f"cnn: torch.compile unavailable ({type(exc).__name__})")
-                        model = net
-                        logits = model(xb, tb)
-                    loss = loss_fn(logits.float(), yb)
-                loss.backward()
+                denom = float(len(idx)) if weight is None else float(weight[yb].sum())
+                batch_loss = 0.0
+                for a, b in chunks(len(idx), micro):
+                    part_t = None if tb is None else tb[a:b]
+                    with self._autocast(device):
+                        try:
+                            logits = model(xb[a:b], part_t)
+                        except Exception as exc:  # torch.compile needs a C++ toolchain
+                            if model is net:
+                                raise
+                            progress.log(f"cnn: torch.compile unavailable ({type(exc).__name__})")
+                            model = net
+                            logits = model(xb[a:b], part_t)
+                        loss = loss_fn(logits.float(), yb[a:b]) / denom
+                    loss.backward()
+                    batch_loss += loss.item()
                 opt.step()
                 step += 1
-                total += loss.item() * len(idx)
+                total += batch_loss * len(idx)
                 seen += len(idx)
             record = {
                 "epoch": epoch + 1,
@@ -335,11 +372,12 @@ class CNN(hizkit.Classifier):
         return self
 
     # -- prediction -----------------------------------------------------------------
-    def _predict(self, net, data: Dataset, tta: int, batch: int = 256) -> np.ndarray:
+    def _predict(self, net, data: Dataset, tta: int) -> np.ndarray:
         import torch
 
         net_mod = _network()
         device = next(net.parameters()).device
+        batch = self._micro(device, 256)
         was_training = net.training
         model = net_mod.fold_batchnorm(net)
         x = net_mod.prepare_inputs(data.cutouts)

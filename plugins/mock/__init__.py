@@ -29,6 +29,17 @@ from hizkit.plugins.mock import survey
 POSTER_CUTS: dict[str, float] = {"min_snr": 10.0, "max_pdf_width": 0.5, "max_chi2": 25.0}
 
 
+def extra_brown_dwarfs(n_lowz: object, n_highz: object) -> int:
+    """The default number of simulated brown dwarfs added to the training part: one per
+    seven labelled galaxies (206 for the default survey). The poster's 11 brown dwarfs
+    were too few to learn from; on the default survey this supplement with the cnn's
+    balanced loss found every test brown dwarf in 10 runs and raised galaxy accuracy too
+    (benchmarks/cnn_protocols.py: high-z TPR 70.4 % with it, 61.1 % without)."""
+    if not (isinstance(n_lowz, int) and isinstance(n_highz, int)):
+        return 0  # the integer checks that follow name the bad value
+    return round((n_lowz + n_highz) / 7)
+
+
 class MockSurvey(hizkit.DataSource):
     """A simulated 7-band NIRCam survey shaped like the poster's labelled set.
 
@@ -37,6 +48,8 @@ class MockSurvey(hizkit.DataSource):
     on the simulated images, as on a real catalog). Labels are the true classes
     (``labels='truth'``) or, as in the poster, from the photometric redshift
     (``labels='photoz'``; the true class stays in ``label_true``).
+    ``n_extra_brown_dwarfs`` simulated brown dwarfs join only the training part (default
+    :func:`extra_brown_dwarfs`: one per seven labelled galaxies; 0 turns it off).
 
     Deterministic for a seed; cached on disk (``$HIZKIT_CACHE_DIR`` or
     ``~/.cache/hizkit``) keyed by every parameter.
@@ -57,7 +70,7 @@ class MockSurvey(hizkit.DataSource):
         n_lowz: int = 722,
         n_highz: int = 722,
         n_brown_dwarfs: int = 11,
-        n_extra_brown_dwarfs: int = 0,
+        n_extra_brown_dwarfs: int | None = None,
         n_unlabelled: int = 85_420,
         cutout_size: int = 64,
         neighbour_rate: float = 0.8,
@@ -87,6 +100,8 @@ class MockSurvey(hizkit.DataSource):
     def _validated(self) -> dict:
         params = self.get_params()
         params.pop("cache")
+        if params["n_extra_brown_dwarfs"] is None:
+            params["n_extra_brown_dwarfs"] = extra_brown_dwarfs(params["n_lowz"], params["n_highz"])
         for key in ("n_lowz", "n_highz", "n_brown_dwarfs", "n_extra_brown_dwarfs", "n_unlabelled"):
             if not isinstance(params[key], int) or params[key] < 0:
                 raise HizkitError(
