@@ -180,6 +180,8 @@ def test_field_without_a_band_is_one_line_error(models, field, tmp_path, capsys)
 
 
 def test_train_cli_then_bench_save_models(tmp_path, capsys):
+    from hizkit.plugins.mock import extra_brown_dwarfs
+
     cfg = tmp_path / "small.toml"
     cfg.write_text(
         "[data]\nn_lowz = 40\nn_highz = 40\nn_brown_dwarfs = 6\nn_unlabelled = 0\n"
@@ -188,7 +190,8 @@ def test_train_cli_then_bench_save_models(tmp_path, capsys):
     assert main(["train", "--classifiers", "logistic,colour", "--config", str(cfg),
                  "--out", str(tmp_path / "m")]) == 0  # fmt: skip
     manifest = json.loads((tmp_path / "m" / "logistic" / "manifest.json").read_text())
-    assert manifest["training_data"]["n_train"] == pytest.approx(0.75 * 86, abs=2)
+    extra = extra_brown_dwarfs(40, 40)  # simulated brown dwarfs join the training part
+    assert manifest["training_data"]["n_train"] == pytest.approx(0.75 * 86 + extra, abs=2)
     assert main(["bench", "--classifiers", "logistic", "--config", str(cfg), "--save-models",
                  "--out", str(tmp_path / "run")]) == 0  # fmt: skip
     model = load_model(tmp_path / "run" / "models" / "logistic")
