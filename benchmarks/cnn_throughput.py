@@ -196,26 +196,20 @@ def main() -> None:
     for key, res in results.items():
         figures[key.replace(":", "_") + "_samples_per_s"] = round(res["samples_per_s"], 2)
         figures[key.replace(":", "_") + "_peak_rss_mb"] = round(res["peak_rss_mb"])
-    for v in variants[1:]:
-        for mode in ("infer", "train"):
-            ratio = (
-                results[f"{mode}:{v}"]["samples_per_s"] / results[f"{mode}:plain"]["samples_per_s"]
-            )
-            figures[f"{mode}_speedup_{v}"] = round(ratio, 2)
-            print(f"{mode} speed-up {v}: {ratio:.2f}x")
-    for v in (v for v in variants if v.startswith("hizkit")):
-        for mode in ("infer", "train"):
-            ratio = (
-                results[f"{mode}:{v}"]["samples_per_s"]
-                / results[f"{mode}:plain+malloc"]["samples_per_s"]
-            )
+
+    def speedup(mode: str, variant: str, reference: str) -> float:
+        rate = results[f"{mode}:{variant}"]["samples_per_s"]
+        return rate / results[f"{mode}:{reference}"]["samples_per_s"]
+
+    for mode in ("infer", "train"):
+        for v in variants[1:]:
+            figures[f"{mode}_speedup_{v}"] = round(speedup(mode, v, "plain"), 2)
+            print(f"{mode} speed-up {v}: {speedup(mode, v, 'plain'):.2f}x")
+        for v in (v for v in variants if v.startswith("hizkit")):
+            ratio = speedup(mode, v, "plain+malloc")
             figures[f"{mode}_speedup_{v}_vs_plain+malloc"] = round(ratio, 2)
             print(f"{mode} speed-up {v} over plain+malloc: {ratio:.2f}x")
-    for mode in ("infer", "train"):
-        ratio = (
-            results[f"{mode}:{default}"]["samples_per_s"]
-            / results[f"{mode}:plain"]["samples_per_s"]
-        )
+        ratio = speedup(mode, default, "plain")
         figures[f"{mode}_speedup_default"] = round(ratio, 2)
         print(f"{mode}: hizkit's default path here ({default}) vs plain eager fp32: {ratio:.2f}x")
     finish("cnn_throughput", figures)
