@@ -32,6 +32,7 @@ from hizkit.dataset import CLASSES, Dataset, Split, make_split
 from hizkit.errors import HizkitError
 from hizkit.metrics import headline
 from hizkit.registry import Registry, get_registry
+from hizkit.science import require_bands
 
 
 @dataclass
@@ -256,6 +257,8 @@ def resolve(
         for name in chain:
             registry.get("preprocessor", name)  # unknown names fail before any work
         _check_inputs(s, cls, dataset)
+        # a band the classifier reads by name: refused before any classifier trains
+        require_bands(dataset, cls.bands_needed, cls.name)
         plan[s.label] = (cls, chain)
     return plan
 

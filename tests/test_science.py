@@ -85,3 +85,15 @@ def test_a_missing_band_is_one_line_naming_plugin_and_band():
     config = BenchConfig([ClassifierSpec("colour", "colour")], evaluators=["classification"])
     with pytest.raises(hizkit.HizkitError, match=r"colour needs band\(s\) F090W"):
         run_benchmark(data, config, get_registry())
+    # before any classifier trains: logistic, listed first, never starts
+    fitted = []
+    logistic = get_registry().get("classifier", "logistic")
+    original = logistic.fit
+    logistic.fit = lambda self, *a, **k: fitted.append(1) or original(self, *a, **k)
+    try:
+        both = BenchConfig([ClassifierSpec("logistic", "logistic"), *config.classifiers])
+        with pytest.raises(hizkit.HizkitError, match="F090W"):
+            run_benchmark(data, both, get_registry())
+    finally:
+        logistic.fit = original
+    assert fitted == []
