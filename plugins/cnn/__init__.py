@@ -134,9 +134,9 @@ class CNN(hizkit.Classifier):
         ``tta`` averages the probabilities over that many dihedral transforms (1..8) at
         prediction. ``micro_batch``: the most samples that pass through the network at
         once; a larger training batch accumulates its gradient over micro-batches (same
-        update, batch-norm statistics per micro-batch). None: 32 on a CPU, where batch 64
-        held 3.8 GB at the same speed (2.4 GB at 32; benchmarks/cnn_throughput.py), the
-        whole batch (256 to predict) on CUDA.
+        update, batch-norm statistics per micro-batch). None: 16 on a CPU, where batch 64
+        held 3.8 GB, 32 2.6 GB and 16 1.7 GB at the same speed (fit + predict of 384 + 256
+        sources), the whole batch (256 to predict) on CUDA.
         ``precision``: 'fp32', 'bf16' (autocast) or 'auto': bf16 only on CPUs with bf16
         matrix units (AVX512-BF16/AMX, see :func:`.network.bf16_supported`); fp32 on
         CUDA, where bf16 did not pay for this small network (H200, batch 64: 0.99x
@@ -222,7 +222,7 @@ class CNN(hizkit.Classifier):
     def _micro(self, device, batch: int) -> int:
         if self.micro_batch is not None:
             return self.micro_batch
-        return batch if device.type == "cuda" else 32
+        return batch if device.type == "cuda" else 16
 
     def _autocast(self, device):
         import torch
