@@ -141,12 +141,9 @@ def write_ablation(result: AblationResult, out: Path, existing: str = "refuse") 
 
 
 def _write_ablation_into(tmp: Path, result: AblationResult) -> None:
-    import matplotlib
+    from hizkit.figures import pyplot, save_atomically
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from hizkit.figures import save_atomically
+    plt = pyplot()
 
     t = result.table
     t.to_csv(tmp / "ablation.csv", index=False)

@@ -13,6 +13,7 @@ reused by every run and classifier; the rest are fitted on the training part onl
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +136,11 @@ class BenchResult:
             out[label] = stats
         return out
 
+    @functools.cached_property
+    def test_parts(self) -> list[Dataset]:
+        """The test part of each run's split as loaded (cut once, shared by every view)."""
+        return [self.dataset.subset(s.test) for s in self.splits]
+
     def plot_view(self, evaluator: str) -> PlotView:
         """What the evaluator called ``evaluator`` is given to draw its figures."""
         by_label = self.by_label()
@@ -144,7 +150,7 @@ class BenchResult:
 
         return PlotView(
             labels=list(by_label),
-            tests=[self.dataset.subset(s.test) for s in self.splits],
+            tests=self.test_parts,
             proba=per_label(lambda r: r.proba),
             evaluations=per_label(lambda r: r.evaluations[evaluator]),
             headline=per_label(lambda r: r.headline),
