@@ -189,7 +189,7 @@ class Classifier(Saveable, Plugin, ABC):
     kind: ClassVar[str] = "classifier"
     requires: ClassVar[frozenset[Input]] = frozenset()
     preprocessors: ClassVar[tuple[str, ...]] = ()
-    #: bands the classifier reads by name; checked with hizkit.science.require_bands
+    #: bands the classifier reads by name; the harness checks them before any training
     bands_needed: ClassVar[tuple[str, ...]] = ()
     classes_: tuple[str, ...] = CLASSES
 
