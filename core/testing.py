@@ -133,23 +133,28 @@ class ProbeClassifier(Classifier):
         _, _, axes = np.linalg.svd(x[:, :-1], full_matrices=False)
         self.embedding_ = x[:, :-1] @ axes[:2].T
         self.clusters_ = self.predict_proba(train).argmax(axis=1)
+        self.silhouette_ = self._silhouette()
         self.z_ = train.catalog["z"].to_numpy(float) if "z" in train.catalog else None
         return self
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         return _softmax(self._features(data) @ self.weights_)
 
-    def diagnostics(self) -> Diagnostics:
+    def _silhouette(self) -> float | None:
+        """The clusters' silhouette in the embedding (once per fit or load, not per call
+        of :meth:`diagnostics`); ``None`` for a single cluster."""
         from sklearn.metrics import silhouette_score
 
-        several = len(np.unique(self.clusters_)) > 1
+        if len(np.unique(self.clusters_)) < 2:
+            return None
+        return float(silhouette_score(self.embedding_, self.clusters_))
+
+    def diagnostics(self) -> Diagnostics:
         return Diagnostics(
             history=self.history_,
             embedding=self.embedding_,
             clusters=self.clusters_,
-            silhouette=float(silhouette_score(self.embedding_, self.clusters_))
-            if several
-            else None,
+            silhouette=self.silhouette_,
             extra={} if self.z_ is None else {"z": self.z_},
         )
 
@@ -173,6 +178,7 @@ class ProbeClassifier(Classifier):
             self.mean_, self.scale_ = f["mean"], f["scale"]
             self.embedding_, self.clusters_, self.z_ = f["embedding"], f["clusters"], f.get("z")
         self.history_ = json.loads((directory / "history.json").read_text())
+        self.silhouette_ = self._silhouette()
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
