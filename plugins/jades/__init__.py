@@ -27,6 +27,7 @@ in ``cutouts.py``, FITS files and units in ``files.py``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -124,6 +125,7 @@ class JadesSource(CatalogReader, CutoutReader, hizkit.DataSource):
         self.errors = errors
         self.mosaics = mosaics
         self.photoz_templates = photoz_templates
+        self._layouts: dict[str, Layout] = {}  # read layouts by name or path
 
     # ------------------------------------------------------------------ catalog
 
@@ -166,10 +168,17 @@ class JadesSource(CatalogReader, CutoutReader, hizkit.DataSource):
 
     def _layout(self, directory: Path, found: str | None = None) -> Layout:
         """The ``layout`` parameter (a name, or a path to a TOML file), else the one
-        found before (``found``), else the one detected from the directory's catalog."""
-        if self.layout != "auto":
-            return load_layout(self.layout)
-        return load_layout(found or detect_layout(directory, self.bands))
+        found before (``found``), else the one detected from the directory's catalog.
+        Each name is read once: ``predict`` asks again for every chunk of a field."""
+        name = (
+            self.layout if self.layout != "auto" else found or detect_layout(directory, self.bands)
+        )
+        if isinstance(name, Layout):
+            return name
+        key = os.fspath(name)
+        if key not in self._layouts:
+            self._layouts[key] = load_layout(name)
+        return self._layouts[key]
 
     @staticmethod
     def _directory(location: str | None) -> Path:
