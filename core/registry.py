@@ -151,9 +151,7 @@ class Registry:
                 self._pm.register(ep.load(), name=ep.name)
                 self._pm.check_pending()
             except Exception as exc:
-                if self._pm.get_plugin(ep.name) is not None:
-                    self._pm.unregister(name=ep.name)
-                self._skip(ep.name, exc)
+                self._skip(ep.name, exc)  # unregisters it too
 
     def _skip(self, provider: str, exc: BaseException) -> None:
         dist, version = self._dists.get(provider, (provider, "?"))
