@@ -20,6 +20,7 @@ against the true classes, with wall and fit times. Its last line is one JSON obj
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -34,6 +35,7 @@ from _common import finish
 import hizkit
 from hizkit.bench import BenchConfig, ClassifierSpec, run_benchmark
 from hizkit.config import read_toml
+from hizkit.metrics import confusion, rates
 from hizkit.registry import Registry
 
 PART_SOURCES = 800  # float16 64x64x7 cutouts: ~46 MB per part
@@ -85,25 +87,25 @@ def export(out: Path, extra_bd: int) -> None:
     print(f"exported {len(allc)} sources to {out} ({time.perf_counter() - t0:.0f} s preprocessing)")
 
 
-def load(directory: Path, labels: str, extra: bool) -> hizkit.Dataset:
+@functools.lru_cache(maxsize=1)
+def _read(directory: Path) -> tuple[dict, np.ndarray, pd.DataFrame, pd.DataFrame | None]:
+    """The exported files, read once however many protocols use them."""
     meta = json.loads((directory / "meta.json").read_text())
     files = sorted(directory.glob("cutouts*.npy"), key=lambda p: int(p.stem[7:]))
     cutouts = np.concatenate([np.load(f) for f in files]).astype(np.float32)
-    main = pd.read_csv(directory / "main.csv")
-    if labels == "truth":
-        main["label"] = main["label_true"]
+    extra = directory / "extra.csv"
+    ex = pd.read_csv(extra) if extra.exists() else None
+    return meta, cutouts, pd.read_csv(directory / "main.csv"), ex
+
+
+def load(directory: Path, labels: str, extra: bool) -> hizkit.Dataset:
+    meta, cutouts, main, ex = _read(directory)
+    main = main.assign(label=main["label_true"]) if labels == "truth" else main
     bands, scale = tuple(meta["bands"]), meta["pixel_scale"]
     extra_set = None
-    if extra and (directory / "extra.csv").exists():
-        ex = pd.read_csv(directory / "extra.csv")
+    if extra and ex is not None:
         extra_set = hizkit.Dataset(ex, bands, scale, cutouts=cutouts[len(main) :])
     return hizkit.Dataset(main, bands, scale, cutouts=cutouts[: len(main)], extra_train=extra_set)
-
-
-def tprs(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    return {
-        c: float(np.mean(pred[y == k] == k)) for k, c in enumerate(hizkit.CLASSES) if (y == k).any()
-    }
 
 
 def run(directory: Path, names: list[str], runs: int, seed: int, overrides: dict) -> None:
@@ -119,27 +121,27 @@ def run(directory: Path, names: list[str], runs: int, seed: int, overrides: dict
     for name in names:
         plugin, params, chain, labels, extra = PROTOCOLS[name]
         data = load(directory, labels, extra)
-        truth = data.catalog["label_true"].map({c: i for i, c in enumerate(hizkit.CLASSES)})
+        codes = {c: i for i, c in enumerate(hizkit.CLASSES)}
+        truth = data.catalog["label_true"].map(codes).to_numpy()
         params = params | (overrides if plugin.startswith("cnn") else {})
         spec = ClassifierSpec(name, plugin, params, chain)
         config = BenchConfig(classifiers=[spec], evaluators=[], runs=runs, seed=seed)
         t0 = time.perf_counter()
         result = run_benchmark(data, config, registry)
         wall = time.perf_counter() - t0
-        own, true = [], []
-        for r in result.runs:
-            test = result.splits[r.run].test
-            pred = r.proba.argmax(1)
-            own.append(tprs(data.y[test], pred))
-            true.append(tprs(truth.to_numpy()[test], pred))
+        # the harness's headline metrics score the labels trained on; the true classes too
+        own = [r.headline.metrics for r in result.runs]
+        true = [
+            rates(confusion(truth[result.splits[r.run].test], r.proba.argmax(1)))
+            for r in result.runs
+        ]
         row = {"labels": labels, "runs": runs, "wall_s": round(wall, 1)}
         row["fit_s"] = round(float(np.median([r.fit_seconds for r in result.runs])), 2)
         for tag, vals in (("own", own), ("true", true)):
             for c in hizkit.CLASSES:
-                v = np.array([d.get(c, np.nan) for d in vals]) * 100
+                v = np.array([m[f"tpr_{c}"] for m in vals]) * 100
                 row[f"{tag}_{c}"] = [round(float(np.nanmean(v)), 1), round(float(np.nanstd(v)), 1)]
-        acc = [np.mean(r.proba.argmax(1) == data.y[result.splits[r.run].test]) for r in result.runs]
-        row["own_accuracy"] = round(float(np.mean(acc)) * 100, 1)
+        row["own_accuracy"] = round(float(np.mean([m["accuracy"] for m in own])) * 100, 1)
         figures[name] = row
         print(
             f"{name:26s} {labels:6s} "

@@ -235,6 +235,14 @@ def make_split(
     return Split(train=train, valid=valid, test=test, seed=seed)
 
 
+def class_prior(y: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """Class frequencies of the labelled entries of ``y`` (-1 is unlabelled), each count
+    plus ``smoothing`` so an absent class keeps a little probability."""
+    y = np.asarray(y)
+    counts = np.bincount(y[y >= 0], minlength=len(CLASSES)) + smoothing
+    return counts / counts.sum()
+
+
 def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
     """Per-class weights that give every present class the same total weight
     (``counts`` = members per class; absent classes get 0)."""

@@ -14,6 +14,7 @@ import numpy as np
 
 import hizkit
 from hizkit import CLASSES, Dataset
+from hizkit.dataset import class_prior
 
 
 class PriorClassifier(hizkit.Classifier):
@@ -25,8 +26,7 @@ class PriorClassifier(hizkit.Classifier):
         self.smoothing = smoothing
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> PriorClassifier:
-        counts = np.bincount(train.y[train.y >= 0], minlength=len(CLASSES)) + self.smoothing
-        self.prior_ = counts / counts.sum()
+        self.prior_ = class_prior(train.y, self.smoothing)
         return self
 
     def predict_proba(self, data: Dataset) -> np.ndarray:

@@ -32,6 +32,7 @@ from scipy.special import expit, ndtr
 
 import hizkit
 from hizkit import CLASSES, Dataset
+from hizkit.dataset import class_prior
 
 LOWZ, HIGHZ, BD = (CLASSES.index(c) for c in ("lowz", "highz", "brown_dwarf"))
 
@@ -73,8 +74,7 @@ class PhotozClassifier(hizkit.Classifier):
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> PhotozClassifier:
         self._check(train)
-        counts = np.bincount(train.y[train.y >= 0], minlength=len(CLASSES)) + 1.0
-        self.prior_ = counts / counts.sum()
+        self.prior_ = class_prior(train.y)
         return self
 
     def predict_proba(self, data: Dataset) -> np.ndarray:

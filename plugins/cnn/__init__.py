@@ -38,6 +38,7 @@ import numpy as np
 
 import hizkit
 from hizkit import CLASSES, Dataset, progress
+from hizkit.metrics import headline
 from hizkit.plugins.cnn.memory import keep_freed_memory
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -348,11 +349,7 @@ class CNN(hizkit.Classifier):
                 record["val_loss"] = float(
                     -np.mean(np.log(np.clip(proba[np.arange(len(yv)), yv], 1e-12, 1)))
                 )
-                pred = proba.argmax(1)
-                recalls = [
-                    np.mean(pred[yv == k] == k) for k in range(len(CLASSES)) if (yv == k).any()
-                ]
-                record["val_balanced_accuracy"] = float(np.mean(recalls))
+                record["val_balanced_accuracy"] = headline(yv, proba).metrics["balanced_accuracy"]
                 score = (
                     -record["val_loss"] if self.select_by == "val_loss" else record[self.select_by]
                 )

@@ -212,8 +212,10 @@ def random_dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Transform ``k`` in 0..7: k % 4 quarter turns, then a flip if k >= 4."""
-    x = torch.rot90(x, k % 4, dims=(2, 3))
+    """Transform ``k`` in 0..7: k % 4 quarter turns, then a flip if k >= 4; in
+    channels-last memory (the identity copies nothing when ``x`` already is)."""
+    if k % 4:
+        x = torch.rot90(x, k % 4, dims=(2, 3))
     if k >= 4:
         x = torch.flip(x, dims=(3,))
     return x.contiguous(memory_format=torch.channels_last)
