@@ -126,6 +126,7 @@ class JadesSource(CatalogReader, CutoutReader, hizkit.DataSource):
         self.mosaics = mosaics
         self.photoz_templates = photoz_templates
         self._layouts: dict[str, Layout] = {}  # read layouts by name or path
+        self._grids: dict[tuple, tuple] = {}  # mosaic files and WCS, per directory
 
     # ------------------------------------------------------------------ catalog
 

@@ -9,6 +9,7 @@ import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -282,7 +283,7 @@ def _mosaics(lay: Layout, pattern: str | None) -> Mosaics:
 class CutoutReader:
     """The mosaic methods of :class:`hizkit.plugins.jades.JadesSource` (which holds the
     parameters they read: ``bands``, ``cutout_size``, ``pixel_scale``, ``errors``,
-    ``mosaics``)."""
+    ``mosaics``, and the ``_grids`` cache)."""
 
     def cutouts(
         self, directory: Path, lay: Layout, cat: pd.DataFrame
@@ -290,21 +291,14 @@ class CutoutReader:
         """(N, bands, S, S) float32 cutouts in nJy/pixel, their 1-sigma errors when
         ``errors`` (else None), and the cutouts' pixel scale in arcsec."""
         mos = _mosaics(lay, self.mosaics)
-        catalogs = tuple(directory.glob(lay.catalog))
-        files = {band: self._band_files(directory, lay, band, catalogs) for band in self.bands}
+        files, wcses = self._band_grids(directory, lay)
         per_band = mos.grid == "per_band"
         s = self.cutout_size
         n = len(cat)
         out = np.empty((n, len(self.bands), s, s), dtype=np.float32)
         errs = np.full_like(out, np.nan) if self.errors else None
         ref = None
-        # every band's WCS, read once; the output grid is the coarsest band's pixels
-        # (per-band layouts) or the common grid
-        wcses = {}
-        for band in self.bands:
-            sci = files[band].science
-            with _open(sci.path) as hdul:
-                wcses[band] = _wcs(_image_hdu(hdul, sci.ext, sci.path).header, sci.path)
+        # the output grid is the coarsest band's pixels (per-band layouts) or the common grid
         scales = {band: _scale(w) for band, w in wcses.items()}
         out_scale = self.pixel_scale or max(scales.values())
         ra, dec = cat["ra"].to_numpy(), cat["dec"].to_numpy()
@@ -361,6 +355,23 @@ class CutoutReader:
                     _gather(error, x0, y0, k * s, error, var, factor, square=True)
                     errs[:, b] = np.sqrt(block_sum(var, k))
         return out, errs, float(out_scale)
+
+    def _band_grids(
+        self, directory: Path, lay: Layout
+    ) -> tuple[dict[str, _BandFiles], dict[str, Any]]:
+        """Each band's files and science WCS, found and read once per source and
+        directory: ``predict`` cuts every chunk of a field from the same mosaics."""
+        key = (str(directory), lay.name, lay.path, self.mosaics, tuple(self.bands))
+        if key not in self._grids:
+            catalogs = tuple(directory.glob(lay.catalog))
+            files = {b: self._band_files(directory, lay, b, catalogs) for b in self.bands}
+            wcses = {}
+            for band in self.bands:
+                sci = files[band].science
+                with _open(sci.path) as hdul:
+                    wcses[band] = _wcs(_image_hdu(hdul, sci.ext, sci.path).header, sci.path)
+            self._grids[key] = (files, wcses)
+        return self._grids[key]
 
     def _band_files(
         self, directory: Path, lay: Layout, band: str, exclude: tuple[Path, ...]
