@@ -63,6 +63,11 @@ class Dataset:
             methods. Never split: every part sees the same one.
         extra_train: sources that may only ever join the training part (e.g. extra
             simulated brown dwarfs for training-time augmentation).
+        field: a field test: sources detected in a whole field at the sky's mix of kinds,
+            with their truth (``label``: the true class, missing for a spurious detection;
+            ``z``: the true redshift; ``kind``; ``weight``: the importance weight back to
+            the sky's rates of an enriched draw). Never split and never trained on: every
+            run's classifiers are applied to it (:mod:`hizkit.field`). Optional.
         meta: free-form provenance (source name, parameters).
     """
 
@@ -75,6 +80,7 @@ class Dataset:
     errors: np.ndarray | None = None
     unlabelled: pd.DataFrame | None = None
     extra_train: Dataset | None = None
+    field: Dataset | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,6 +152,7 @@ class Dataset:
             errors=None if self.errors is None else self.errors[idx],
             features=None if self.features is None else self.features[idx],
             extra_train=None,
+            field=None,
         )
 
     def select_bands(self, bands: Sequence[str]) -> Dataset:
@@ -166,6 +173,7 @@ class Dataset:
             features=None,
             feature_names=(),
             extra_train=None if self.extra_train is None else self.extra_train.select_bands(bands),
+            field=None if self.field is None else self.field.select_bands(bands),
         )
 
     def concat(self, other: Dataset) -> Dataset:
@@ -188,6 +196,7 @@ class Dataset:
             else np.concatenate([self.errors, other.errors]),
             features=join(self.features, other.features),
             extra_train=None,
+            field=None,
         )
 
 
