@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +33,10 @@ def select_bands(data: Dataset, bands: tuple[str, ...]) -> Dataset:
 @dataclass
 class AblationResult:
     table: pd.DataFrame  # variant, bands, classifier, accuracy mean/std, drop
-    #: classifier label -> variants it could not run (it names a band left out); those
-    #: rows are blank (NaN)
-    skipped: dict[str, list[str]] = field(default_factory=dict)
+    #: classifier label -> {variant: the bands it declares in ``bands_needed`` that the
+    #: variant leaves out}: those variants were not run for it and their rows are blank
+    #: (NaN). E.g. ``{"colour": {"without F090W": ("F090W",), ...}}``.
+    skipped: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def ranking(self, label: str) -> list[tuple[str, float]]:
         t = self.table[
@@ -52,29 +54,55 @@ def variants(bands: tuple[str, ...], alone: str = "F444W") -> list[tuple[str, tu
     return out
 
 
+def needed_left_out(
+    config: BenchConfig, registry: Registry, left_out: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """Label -> the bands of ``left_out`` its classifier declares in ``bands_needed``, for
+    each label that cannot run without them (decided from the registered class, before
+    anything runs). A needed band the data lacks altogether is not ablation's business:
+    the harness refuses it (:func:`hizkit.bench.resolve`)."""
+    out = {}
+    for spec in config.classifiers:
+        cls = registry.get("classifier", spec.plugin)
+        missing = tuple(b for b in cls.bands_needed if b in left_out)
+        if missing:
+            out[spec.label] = missing
+    return out
+
+
 def run_ablation(
     data: Dataset, config: BenchConfig, registry: Registry | None = None
 ) -> AblationResult:
+    """Every variant of :func:`variants` benchmarked with ``config``'s classifiers. A
+    classifier skips exactly the variants that leave out a band of its ``bands_needed``
+    (its rows blank, recorded in :attr:`AblationResult.skipped`); any failure of a
+    classifier that runs is raised."""
     registry = registry or get_registry()
     config = dataclasses.replace(config, evaluators=[])  # accuracy is the core's own
     rows = []
-    skipped: dict[str, list[str]] = {}
-    for name, bands in progress.track(variants(data.bands), "ablation variants"):
+    skipped: dict[str, dict[str, tuple[str, ...]]] = {}
+    plan = variants(data.bands)
+    for name, bands in progress.track(plan, "ablation variants"):
         progress.log(f"ablation: {name}")
         left_out = [b for b in data.bands if b not in bands]
-        summary = _variant_summary(select_bands(data, bands), config, registry, left_out)
-        for label, stats in summary.items():
-            if stats is None:
-                skipped.setdefault(label, []).append(name)
-                progress.log(f"ablation: {label} cannot run {name}: it needs a band left out")
-                stats = {}
+        cannot = needed_left_out(config, registry, left_out)
+        for label, missing in cannot.items():
+            skipped.setdefault(label, {})[name] = missing
+            progress.log(f"ablation: {label} needs {', '.join(missing)}, which {name} leaves out")
+        runnable = [s for s in config.classifiers if s.label not in cannot]
+        summary: dict[str, dict] = {}
+        if runnable:
+            one = dataclasses.replace(config, classifiers=runnable)
+            summary = dict(run_benchmark(select_bands(data, bands), one, registry).summary())
+        for spec in config.classifiers:
+            stats = summary.get(spec.label, {})
             mean, std = stats.get("accuracy", (np.nan, np.nan))
             bal, bal_std = stats.get("balanced_accuracy", (np.nan, np.nan))
             rows.append(
                 {
                     "variant": name,
                     "bands": ",".join(bands),
-                    "classifier": label,
+                    "classifier": spec.label,
                     "accuracy": mean,
                     "accuracy_std": std,
                     "balanced_accuracy": bal,
@@ -84,43 +112,15 @@ def run_ablation(
     table = pd.DataFrame(rows)
     full = table[table["variant"] == "all bands"].set_index("classifier")["accuracy"]
     table["drop"] = full.reindex(table["classifier"]).to_numpy() - table["accuracy"]
-    n_reduced = len(variants(data.bands)) - 1
-    if n_reduced and all(len(skipped.get(s.label, [])) == n_reduced for s in config.classifiers):
+    n_reduced = len(plan) - 1
+    if n_reduced and all(len(skipped.get(s.label, {})) == n_reduced for s in config.classifiers):
         labels = ", ".join(s.label for s in config.classifiers)
         raise HizkitError(
-            f"nothing to ablate: {labels} cannot run with any band left out (each names "
-            "particular bands); ablate classifiers that learn from the bands they are given, "
-            "e.g. xgb, logistic, rf or cnn"
+            f"nothing to ablate: {labels} cannot run with any band left out (each declares "
+            "particular bands in bands_needed); ablate classifiers that learn from the bands "
+            "they are given, e.g. xgb, logistic, rf or cnn"
         )
     return AblationResult(table, skipped)
-
-
-def _names_band(exc: BaseException, bands: list[str]) -> bool:
-    text = str(exc)
-    return any(b in text for b in bands)
-
-
-def _variant_summary(
-    data: Dataset, config: BenchConfig, registry: Registry, left_out: list[str]
-) -> dict[str, dict | None]:
-    """Each label's summary on one band subset; ``None`` for a classifier that fails
-    because it names a band left out (the colour cuts need F090W, F115W, ...). Any other
-    failure is raised."""
-    try:
-        return dict(run_benchmark(data, config, registry).summary())
-    except Exception as exc:
-        if not left_out or not _names_band(exc, left_out):
-            raise
-    out: dict[str, dict | None] = {}
-    for spec in config.classifiers:  # find which classifier it was; keep the others
-        try:
-            one = dataclasses.replace(config, classifiers=[spec])
-            out.update(run_benchmark(data, one, registry).summary())
-        except Exception as exc:
-            if not _names_band(exc, left_out):
-                raise
-            out[spec.label] = None
-    return out
 
 
 def write_ablation(result: AblationResult, out: Path, existing: str = "refuse") -> Path:

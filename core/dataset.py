@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -81,7 +81,8 @@ class Dataset:
     unlabelled: pd.DataFrame | None = None
     extra_train: Dataset | None = None
     field: Dataset | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    # dataclasses.field by its module: the attribute above shadows the name in this body
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in self.catalog.columns]
