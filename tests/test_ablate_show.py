@@ -50,6 +50,91 @@ def test_ablation_finds_the_informative_band(registry, tiny, tmp_path):
     assert (out / "ablation.png").stat().st_size > 5000
 
 
+class _PriorBase(hizkit.Classifier):
+    """Predicts the training-set class frequencies; subclasses read F090W by name."""
+
+    def fit(self, train, valid=None):
+        self._read(train)
+        self.prior_ = np.bincount(train.y, minlength=3) / len(train)
+        return self
+
+    def predict_proba(self, data):
+        self._read(data)
+        return np.tile(self.prior_, (len(data), 1))
+
+    def _read(self, data):
+        if "F090W" not in data.bands:
+            raise KeyError("flux_F090W")  # what reading the band's column would raise
+
+    def _save_state(self, directory):
+        np.save(directory / "prior.npy", self.prior_)
+
+    def _load_state(self, directory):
+        self.prior_ = np.load(directory / "prior.npy")
+
+
+class DeclaresF090W(_PriorBase):
+    name = "declares_f090w"
+    description = "reads F090W and says so"
+    bands_needed = ("F090W",)
+
+
+class HidesF090W(_PriorBase):
+    name = "hides_f090w"
+    description = "reads F090W without declaring it"
+
+
+class DeclaresEveryBand(_PriorBase):
+    name = "declares_every_band"
+    description = "reads every band by name"
+    bands_needed = hizkit.NIRCAM_BANDS
+
+
+class _BandReaders:
+    @hizkit.hookimpl
+    def hizkit_register_classifiers(self):
+        return [DeclaresF090W, HidesF090W, DeclaresEveryBand]
+
+
+@pytest.fixture
+def band_registry(registry):
+    registry.register(_BandReaders(), name="tests.band_readers")
+    return registry
+
+
+def _specs(*plugins):
+    return BenchConfig([ClassifierSpec(p, p) for p in plugins])
+
+
+def test_ablation_skips_exactly_the_variants_leaving_out_a_declared_band(band_registry, tiny):
+    result = run_ablation(tiny, _specs("declares_f090w", "logistic"), band_registry)
+    assert result.skipped == {
+        "declares_f090w": {"without F090W": ("F090W",), "F444W alone": ("F090W",)}
+    }
+    t = result.table.set_index(["classifier", "variant"])["accuracy"]
+    assert np.isnan(t["declares_f090w", "without F090W"])
+    assert np.isnan(t["declares_f090w", "F444W alone"])
+    ran = t.drop([("declares_f090w", "without F090W"), ("declares_f090w", "F444W alone")])
+    assert np.isfinite(ran).all()  # every other variant ran, logistic's all of them
+    assert len(t) == 2 * 9
+
+
+def test_an_undeclared_band_failure_is_an_error_not_a_blank(band_registry, tiny):
+    with pytest.raises(KeyError, match="flux_F090W"):
+        run_ablation(tiny, _specs("hides_f090w", "logistic"), band_registry)
+
+
+def test_a_declared_band_the_data_lacks_is_refused_not_skipped(band_registry, tiny):
+    data = select_bands(tiny, tuple(b for b in tiny.bands if b != "F090W"))
+    with pytest.raises(hizkit.HizkitError, match=r"declares_f090w needs band.*F090W"):
+        run_ablation(data, _specs("declares_f090w"), band_registry)
+
+
+def test_nothing_to_ablate_when_every_variant_is_skipped(band_registry, tiny):
+    with pytest.raises(hizkit.HizkitError, match="nothing to ablate"):
+        run_ablation(tiny, _specs("declares_every_band"), band_registry)
+
+
 def test_show_writes_a_png(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(

@@ -81,7 +81,7 @@ def test_a_missing_band_is_one_line_naming_plugin_and_band():
             call()
         message = str(err.value)
         assert "\n" not in message and "colour" in message and "F090W" in message
-    # through the harness too (the ablation reads the band's name in the message)
+    # through the harness too, before any work (ablation decides from bands_needed)
     config = BenchConfig([ClassifierSpec("colour", "colour")], evaluators=["classification"])
     with pytest.raises(hizkit.HizkitError, match=r"colour needs band\(s\) F090W"):
         run_benchmark(data, config, get_registry())
