@@ -96,7 +96,7 @@ def hizkit_register_layouts() -> list[str | PathLike | Any]:
 
     Called whenever the ``jades`` source looks a layout up by name or detects one.
     Each item is a path to a layout TOML file (see ``plugins/layouts/*.toml`` and
-    CONTRIBUTING) or a ``hizkit.plugins.jades.Layout``; it is then known by its ``name``
+    CONTRIBUTING) or a :class:`hizkit.layouts.Layout`; it is then known by its ``name``
     (``layout = "<name>"``) and tried when the layout is detected. A layout is data: a
     new data release needs a file, not code.
     """

@@ -21,8 +21,9 @@ mosaic's: it is only compared, and a disagreement is reported); catalog fluxes a
 in the unit their column's ``TUNIT`` states, the layout's unit only where a file states none.
 
 A layout is data: a new release is a new TOML file, not new code, read into a checked
-:class:`Layout` (``layouts.py``); the catalog is read in ``catalog.py``, the cutouts
-in ``cutouts.py``, FITS files and units in ``files.py``.
+:class:`Layout` (a core concept: :mod:`hizkit.layouts`; detecting a directory's layout is
+in ``layouts.py``); the catalog is read in ``catalog.py``, the cutouts in ``cutouts.py``,
+FITS files and units in ``files.py``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, ClassVar
 import hizkit
 from hizkit import NIRCAM_BANDS, Dataset, HizkitError, progress
 from hizkit.cuts import QualityCuts, describe
+from hizkit.layouts import LAYOUTS, Layout, flux_unit_to_njy, known_layouts, load_layout
 from hizkit.plugins.jades.catalog import (
     CatalogReader,
     bimodal_from_pdf,
@@ -41,15 +43,8 @@ from hizkit.plugins.jades.catalog import (
     read_id_list,
 )
 from hizkit.plugins.jades.cutouts import CutoutReader, block_sum, pixel_area_sr
-from hizkit.plugins.jades.files import _match, flux_unit_to_njy, is_surface_brightness
-from hizkit.plugins.jades.layouts import (
-    LAYOUTS,
-    Layout,
-    detect_layout,
-    known_layouts,
-    load_layout,
-    schema_problems,
-)
+from hizkit.plugins.jades.files import _match, is_surface_brightness
+from hizkit.plugins.jades.layouts import detect_layout, schema_problems
 
 __all__ = [
     "LAYOUTS",

@@ -15,6 +15,7 @@ import pandas as pd
 
 import hizkit
 from hizkit import HizkitError, progress
+from hizkit.layouts import Layout, Photoz, flux_unit_to_njy
 from hizkit.plugins.jades.files import (
     _ARCSEC,
     _PIXEL,
@@ -23,9 +24,7 @@ from hizkit.plugins.jades.files import (
     _open,
     _Table,
     _unique_index,
-    flux_unit_to_njy,
 )
-from hizkit.plugins.jades.layouts import Layout, Photoz
 from hizkit.science import BROWN_DWARF_BANDS, Colours, brown_dwarf, redshift_labels
 
 

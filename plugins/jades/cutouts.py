@@ -15,16 +15,15 @@ import numpy as np
 import pandas as pd
 
 from hizkit import HizkitError, progress
+from hizkit.layouts import Layout, Mosaics, flux_unit_to_njy
 from hizkit.plugins.jades.files import (
     _WARNED,
     PIXAR_TOLERANCE,
     _hdu,
     _match,
     _open,
-    flux_unit_to_njy,
     is_surface_brightness,
 )
-from hizkit.plugins.jades.layouts import Layout, Mosaics
 
 _BAND_TOKEN = re.compile(r"(?<![a-z0-9])f\d{3,4}(?:w2|w|m|n|lp)(?![a-z0-9])")
 

@@ -1,6 +1,7 @@
 """Reading the survey's files: FITS opened safely (truncated or corrupt files are one-line
 errors), HDUs by name, number or glob, table columns with their units, and the flux
-units hizkit converts from (every catalog flux ends in nJy)."""
+units hizkit converts from (every catalog flux ends in nJy; flux-density units are parsed
+by :func:`hizkit.layouts.flux_unit_to_njy`, which a layout is checked with)."""
 
 from __future__ import annotations
 
@@ -16,44 +17,12 @@ import pandas as pd
 
 from hizkit import HizkitError
 
-#: nJy per unit, by lower-case unit name (milli-Jansky only as "mjy"; "MJy" is mega and
-#: meaningful here only per steradian)
-FLUX_TO_NJY = {
-    "njy": 1.0,
-    "nanojy": 1.0,
-    "nanojansky": 1.0,
-    "ujy": 1e3,
-    "microjy": 1e3,
-    "microjansky": 1e3,
-    "\u00b5jy": 1e3,
-    "mjy": 1e6,
-    "millijansky": 1e6,
-    "jy": 1e9,
-    "jansky": 1e9,
-}
 #: PIXAR_SR is trusted only within this fraction of the WCS pixel area
 PIXAR_TOLERANCE = 0.03
-_UNIT = re.compile(
-    r"^\s*(?:(?P<scale>[0-9.]+(?:[eE][+-]?[0-9]+)?)\s*\*?\s*)?(?P<unit>[A-Za-z\u00b5]+)\s*$"
-)
 _SURFACE = re.compile(r"^\s*MJy\s*(?:/|\s|\.)\s*sr(?:\s*(?:\^|\*\*)?\s*-?1)?\s*$", re.IGNORECASE)
 _ARCSEC = {"arcsec", "arcsecond", "arcseconds", "asec", '"'}
 _PIXEL = {"pix", "pixel", "pixels", "px"}
 #: a NIRCam/HST/MIRI filter name inside a file name (F444W, f150w, f444W, F850LP, F162M)
-
-
-def flux_unit_to_njy(unit: str | None) -> float | None:
-    """nJy per unit of a flux-density unit string (``nJy``, ``uJy``, ``Jy``, ``mJy``,
-    ``10.0*nanoJansky``, ``1e-9 Jy``...), or None when it is not one (e.g. ``MJy/sr``)."""
-    if unit is None:
-        return None
-    m = _UNIT.match(str(unit))
-    if m is None or m["unit"] in ("MJy", "MJY"):
-        return None
-    per = FLUX_TO_NJY.get(m["unit"].lower())
-    if per is None:
-        return None
-    return per * (float(m["scale"]) if m["scale"] else 1.0)
 
 
 def is_surface_brightness(unit: str | None) -> bool:

@@ -31,7 +31,7 @@ from astropy.wcs import WCS
 
 from hizkit import Dataset, HizkitError, progress
 from hizkit.atomic import new_directory
-from hizkit.plugins.jades.layouts import LAYOUTS, Layout
+from hizkit.layouts import LAYOUTS, Layout
 from hizkit.plugins.mock import images
 from hizkit.plugins.mock.population import KINDS
 
