@@ -38,7 +38,8 @@ from hizkit.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 # after __version__: the model module records it
-from hizkit.model import TrainedModel, load_model, train
+from hizkit.model import TrainedModel, load_model
+from hizkit.training import train
 
 __all__ = [
     "CLASSES",

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hizkit import progress
-from hizkit.atomic import new_directory
+from hizkit.atomic import write_directory
 from hizkit.bench import BenchConfig, run_benchmark
 from hizkit.dataset import Dataset
 from hizkit.errors import HizkitError
@@ -126,18 +126,7 @@ def run_ablation(
 def write_ablation(result: AblationResult, out: Path, existing: str = "refuse") -> Path:
     """ablation.csv, ablation.json and ablation.png in a new directory (``existing`` as
     in :func:`hizkit.report.write_run`; a recovery directory if writing fails)."""
-    from hizkit.atomic import refuse_existing
-    from hizkit.report import keep_after_failure
-
-    if existing == "refuse":
-        refuse_existing(out)
-    target = new_directory(out, existing="sibling")
-    try:
-        with target as tmp:
-            _write_ablation_into(tmp, result)
-    except Exception as exc:
-        keep_after_failure(Path(out), exc, "ablation", lambda d: _write_ablation_into(d, result))
-    return target.path
+    return write_directory(out, lambda d: _write_ablation_into(d, result), "ablation", existing)
 
 
 def _write_ablation_into(tmp: Path, result: AblationResult) -> None:

@@ -14,14 +14,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import math
 import os
 import shutil
 import socket
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from hizkit.errors import HizkitError
 
@@ -295,3 +299,73 @@ def recovery_dir(name: str, near: Path | None = None) -> Path:
                 break
             return candidate
     raise error or OSError(f"no place to keep {name}")
+
+
+def write_directory(
+    out: str | Path, write: Callable[[Path], None], name: str, existing: str = "refuse"
+) -> Path:
+    """``write(directory)`` into the new directory ``out``, atomically (see
+    :class:`new_directory`; ``existing="sibling"`` for a caller that checked ``out`` free
+    before long work). A failure to write (a full disk, permissions changed meanwhile, a
+    figure that fails) never loses the finished work: it is written again into a
+    recovery directory and the one-line error says where (:func:`keep_after_failure`).
+    Returns the directory written."""
+    if existing == "refuse":
+        refuse_existing(Path(out))
+    target = new_directory(out, existing="sibling")
+    try:
+        with target as tmp:
+            write(tmp)
+    except Exception as exc:
+        keep_after_failure(Path(out), exc, name, write)
+    return target.path
+
+
+def keep_after_failure(out: Path, exc: Exception, name: str, write: Callable[[Path], None]) -> None:
+    """``write(directory)`` into a recovery directory after writing ``out`` failed with
+    ``exc``; then raise a one-line error saying where the output is (or re-raise ``exc``,
+    with the location on stderr, when it is a bug rather than a write failure). Files are
+    written essentials first, so a recovery that fails part-way still keeps those."""
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    plural = name.endswith("s")
+    user_error = isinstance(exc, OSError | HizkitError)
+    place, problem = None, ""
+    try:
+        place = recovery_dir(name, near=out)
+        write(place)
+    except Exception as again:
+        problem = (again.strerror or str(again)) if isinstance(again, OSError) else str(again)
+        if place is None or not any(place.iterdir()):
+            if not user_error:
+                raise exc from again
+            raise HizkitError(
+                f"could not write {out} ({reason}), nor a recovery copy ({problem}); "
+                f"the finished {name} {'are' if plural else 'is'} lost"
+            ) from None
+    was = "were" if plural else "was"
+    kept = f"the finished {name} {was} kept in {place}"
+    if problem:
+        kept = f"part of the finished {name} was kept in {place} ({problem})"
+    if user_error:
+        raise HizkitError(f"could not write {out} ({reason}); {kept}") from None
+    print(f"hizkit: {kept}", file=sys.stderr)
+    raise exc
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-ready Python: numpy to Python, NaN and infinities to null, tuples
+    to lists, anything else (a path, a type) to its text. The one cleaner for every JSON
+    file hizkit writes (results.json, manifest.json, predict.json)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -13,6 +13,7 @@ reused by every run and classifier; the rest are fitted on the training part onl
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from hizkit.contracts import (
     PlotView,
     Preprocessor,
 )
-from hizkit.dataset import CLASSES, Dataset, Split, make_split
+from hizkit.dataset import CLASSES, Dataset, Split, check_fractions, make_split, require_classes
 from hizkit.errors import HizkitError
 from hizkit.metrics import headline
 from hizkit.registry import Registry, get_registry
@@ -49,6 +50,9 @@ class ClassifierSpec:
     plugin: str
     params: dict[str, Any] = field(default_factory=dict)
     preprocessors: tuple[str, ...] | None = None
+    #: a row the harness added (a reference classifier): left out, with one log line,
+    #: where the data lacks what it needs, instead of failing the comparison
+    optional: bool = False
 
 
 @dataclass
@@ -60,6 +64,8 @@ class BenchConfig:
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     preprocessor_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluator_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: add every registered reference classifier (``Classifier.reference``) as a row
+    references: bool = False
 
     def validate(self) -> None:
         if not self.classifiers:
@@ -70,11 +76,7 @@ class BenchConfig:
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise HizkitError(f"classifier label(s) given twice: {', '.join(dupes)}")
-        if len(self.fractions) != 3 or self.fractions[0] <= 0 or self.fractions[2] <= 0:
-            raise HizkitError(
-                f"split fractions must give the training and test parts a share, got "
-                f"{tuple(self.fractions)}"
-            )
+        check_fractions(self.fractions)
 
 
 @dataclass
@@ -229,17 +231,43 @@ class Pipeline:
         return train, valid, test, steps
 
 
-def _check_inputs(spec: ClassifierSpec, cls: type[Classifier], data: Dataset) -> None:
-    needs = {
+def unmet_needs(cls: type[Classifier], data: Dataset) -> list[str]:
+    """What ``cls`` declares it needs (``requires``, ``bands_needed``,
+    ``catalog_columns``) and ``data`` lacks, in words."""
+    has = {
         "cutouts": data.cutouts is not None,
         "photometry": data.has_photometry,
         "unlabelled": data.unlabelled is not None,
     }
-    missing = [need for need in cls.requires if need in needs and not needs[need]]
-    if missing:
-        raise HizkitError(
-            f"classifier '{spec.label}' needs {', '.join(missing)}, which this dataset lacks"
-        )
+    missing = [need for need in cls.requires if need in has and not has[need]]
+    missing += [f"band {b}" for b in cls.bands_needed if b not in data.bands]
+    columns = sorted(c for c in cls.catalog_columns if c not in data.catalog.columns)
+    missing += [f"catalog column {c}" for c in columns]
+    return missing
+
+
+def with_references(dataset: Dataset, config: BenchConfig, registry: Registry) -> BenchConfig:
+    """``config`` with every registered reference classifier added as an optional row
+    (when ``config.references``), and every optional row whose needs ``dataset`` does not
+    meet left out with one log line."""
+    specs = list(config.classifiers)
+    if config.references:
+        taken = {s.label for s in specs} | {s.plugin for s in specs}
+        for name in registry.names("classifier"):
+            cls = registry.get("classifier", name)
+            if getattr(cls, "reference", False) and name not in taken:
+                specs.append(ClassifierSpec(name, name, {}, None, optional=True))
+    kept = []
+    for spec in specs:
+        cls = registry.get("classifier", spec.plugin)
+        unmet = unmet_needs(cls, dataset) if spec.optional else []  # type: ignore[arg-type]
+        if unmet:
+            progress.log(f"no {spec.label} row: the data lacks {', '.join(unmet)}")
+        else:
+            kept.append(spec)
+    if len(kept) == len(config.classifiers) and not config.references:
+        return config
+    return dataclasses.replace(config, classifiers=kept, references=False)
 
 
 def _check_proba(label: str, proba: np.ndarray, n: int) -> np.ndarray:
@@ -262,7 +290,11 @@ def resolve(
         chain = tuple(s.preprocessors if s.preprocessors is not None else cls.preprocessors)
         for name in chain:
             registry.get("preprocessor", name)  # unknown names fail before any work
-        _check_inputs(s, cls, dataset)
+        missing = [n for n in unmet_needs(cls, dataset) if not n.startswith("band ")]
+        if missing:
+            raise HizkitError(
+                f"classifier '{s.label}' needs {', '.join(missing)}, which this dataset lacks"
+            )
         # a band the classifier reads by name: refused before any classifier trains
         require_bands(dataset, cls.bands_needed, cls.name)
         plan[s.label] = (cls, chain)
@@ -371,12 +403,8 @@ def run_benchmark(
     registry = registry or get_registry()
     config.validate()
     y = dataset.y
-    if len(np.unique(y[y >= 0])) < 2:
-        raise HizkitError(
-            f"the dataset has labelled sources of {len(np.unique(y[y >= 0]))} class(es); "
-            "comparing classifiers needs at least two (accuracy on one class is meaningless)"
-        )
-
+    require_classes(y)
+    config = with_references(dataset, config, registry)
     specs = config.classifiers
     plan = resolve(dataset, config, registry)
     evaluators = _evaluators(config, registry)

@@ -10,13 +10,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from hizkit import __version__, progress
+from hizkit import __version__, progress, report
+from hizkit.ablate import run_ablation, write_ablation
 from hizkit.atomic import check_writable, refuse_existing
-from hizkit.cluster import check_scheduler
+from hizkit.bench import run_benchmark
+from hizkit.config import Settings, add_flags, names, read_toml
+from hizkit.cuts import detection_snr
+from hizkit.dataset import CLASSES
 from hizkit.errors import HizkitError
+from hizkit.figures import preprocessing_figure
+from hizkit.model import load_model, save_models
+from hizkit.predict import field_source, predict_field
+from hizkit.registry import get_registry
+from hizkit.training import models_from_benchmark, train_models
 
 console = Console()
 
@@ -25,6 +35,7 @@ hizkit compares classifiers that sort JWST NIRCam sources into low-z galaxies (z
 high-z galaxies (z >= 4) and brown dwarfs. Every data source, preprocessor, classifier and
 evaluator is a plugin; `hizkit plugins` lists them."""
 
+DATA_HELP = "NAME[:LOCATION]; default: mock (the simulated survey); [data] source, location"
 BENCH_EPILOG = """\
 examples:
   hizkit bench --classifiers cnn,rf                 # the simulated survey, one run
@@ -33,72 +44,33 @@ examples:
 """
 
 
-SCHEDULER_HELP = (
-    "run the independent pieces on Dask: local:N (N worker processes here) or a scheduler "
-    "address (tcp://host:8786); default: in this process"
-)
+def _settings(args: argparse.Namespace) -> Settings:
+    """The command's settings: its configuration file (or preset) under its flags, every
+    value and plugin name checked before any data is loaded, so a typo costs nothing."""
+    doc = read_toml(args.config) if getattr(args, "config", None) else {}
+    return Settings.load(doc, vars(args), args.command)
 
 
-def _load_data(spec):
-    from hizkit.registry import get_registry
-
-    source = get_registry().create("data_source", spec.source, **spec.params)
-    return source.load(spec.location)
-
-
-def _setup(args: argparse.Namespace, evaluators: str | None, default_base: str):
-    """Config file + flags, every plugin name checked, the output directory checked free:
-    all before any data is loaded, so a typo costs nothing."""
-    from hizkit import config as cfg
-    from hizkit import report
-    from hizkit.registry import get_registry
-
-    doc = cfg.read_toml(args.config) if args.config else {}
-    data_spec, config = cfg.build(
-        doc,
-        data=args.data,
-        classifiers=args.classifiers,
-        evaluators=evaluators,
-        runs=args.runs,
-        seed=args.seed,
-        ceiling=args.command == "bench",
-    )
-    registry = get_registry()
-    source_cls = registry.get("data_source", data_spec.source)
-    cfg.check_param_types("data source", source_cls, data_spec.params, "[data]")
-    for spec in config.classifiers:
-        registry.info("classifier", spec.plugin)
-    for name in config.evaluators or []:
-        registry.info("evaluator", name)
-    cfg.check_plugins(doc, config, registry)
-    # [bench] out names a bench run directory; train and ablate write something else
-    given = args.out or (cfg.bench_out(doc) if args.command == "bench" else None)
-    out = Path(given) if given else report.default_run_dir(default_base)
-    report.check_new_dir(out)
+def _new_output(settings: Settings) -> Path:
+    """The output directory, checked free and writable before any work."""
+    out = settings.output()
+    refuse_existing(out)
     check_writable(out)
-    return data_spec, config, registry, out, doc
+    return out
+
+
+#: what the running command has finished writing (a Ctrl-C after it says so)
+WRITTEN: list[Path] = []
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from hizkit import config as cfg
-    from hizkit import report
-    from hizkit.bench import run_benchmark
-
-    data_spec, config, registry, out, doc = _setup(args, args.evaluators, "hizkit-runs")
-    scheduler = check_scheduler(args.scheduler or doc.get("bench", {}).get("scheduler"))
+    settings = _settings(args)
+    out = _new_output(settings)
+    registry = get_registry()
     with progress.live():
-        progress.log(f"loading data: {data_spec.source}")
-        dataset = _load_data(data_spec)
-    _check_classes(dataset)
-    kept = cfg.without_unavailable_ceiling(config, dataset.catalog.columns)
-    if kept is not config:
-        progress.log("no template photo-z (z_phot) in this catalog: no photoz ceiling row")
-    result = run_benchmark(dataset, kept, registry, scheduler=scheduler)
-    models = None
-    if args.save_models:
-        from hizkit.model import models_from_benchmark
-
-        models = models_from_benchmark(result, registry)
+        dataset = settings.dataset(registry)
+    result = run_benchmark(dataset, settings.config, registry, scheduler=settings.bench.scheduler)
+    models = models_from_benchmark(result, registry) if args.save_models else None
     path = report.write_run(result, out, models=models, existing="sibling")
     WRITTEN.append(path)
     console.print(report.results_table(result))
@@ -106,93 +78,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_classes(dataset) -> None:
-    """A comparison needs labelled sources of at least two classes: with one, every
-    classifier scores 100 % and the numbers mean nothing."""
-    labels = dataset.catalog.get("label")
-    counts = labels.value_counts() if labels is not None else {}
-    if len(counts) < 2:
-        found = ", ".join(f"{c}: {n}" for c, n in dict(counts).items()) or "none"
-        raise HizkitError(
-            f"the data has labelled sources of {len(counts)} class(es) ({found}); comparing "
-            "classifiers needs at least two (accuracy on one class is meaningless)"
-        )
-
-
-def _setting(
-    args: argparse.Namespace,
-    doc: dict,
-    table: str,
-    key: str,
-    default,
-    kind=int,
-    low: float | None = None,
-    high: float | None = None,
-):
-    """A flag, else the config table's key, else the default; a bad value is one line.
-    ``low``/``high`` bound it (inclusive for whole numbers, exclusive for fractions)."""
-    value = getattr(args, key)
-    if value is None:
-        value = doc.get(table, {}).get(key, default)
-    try:
-        if isinstance(value, bool) or kind(value) != value:
-            raise ValueError
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise HizkitError(f"[{table}] {key} must be a {kind.__name__}, got {value!r}") from None
-    strict = kind is float
-    too_low = low is not None and (value <= low if strict else value < low)
-    too_high = high is not None and (value >= high if strict else value > high)
-    if too_low or too_high or (kind is float and not np.isfinite(value)):
-        if kind is float:
-            bounds = f"lie between {low} and {high} (exclusive)"
-        else:
-            bounds = f"be at least {low}"
-        raise HizkitError(f"[{table}] {key} (--{key.replace('_', '-')}) must {bounds}, got {value}")
-    return value
-
-
-#: what the running command has finished writing (a Ctrl-C after it says so)
-WRITTEN: list[Path] = []
-
-
-def _save_models(models, out: Path) -> Path:
-    """``save_models``; when writing fails, the trained models go to a recovery
-    directory and the one-line error says where."""
-    from hizkit.model import save_models
-    from hizkit.report import keep_after_failure
-
-    def write_into(directory: Path) -> None:
-        for label, model in models.items():
-            (directory / label).mkdir()
-            model.write_into(directory / label)
-
-    try:
-        path = save_models(models, out, existing="sibling")
-    except Exception as exc:
-        keep_after_failure(Path(out), exc, "models", write_into)
-        raise  # keep_after_failure always raises
-    WRITTEN.append(path)
-    return path
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from hizkit.model import train_models
-
-    data_spec, config, registry, out, doc = _setup(args, "classification", "hizkit-models")
-    valid = _setting(args, doc, "train", "valid_fraction", 0.2, float, 0.0, 1.0)
+    settings = _settings(args)
+    out = _new_output(settings)
+    registry = get_registry()
+    valid = settings.train.valid_fraction
     with progress.live():
-        progress.log(f"loading data: {data_spec.source}")
-        dataset = _load_data(data_spec)
-        models = train_models(dataset, config, registry, valid_fraction=valid)
-    path = _save_models(models, out)
+        dataset = settings.dataset(registry)
+        models = train_models(dataset, settings.config, registry, valid_fraction=valid)
+    path = save_models(models, out, existing="sibling")
+    WRITTEN.append(path)
     table = Table(title=f"trained models (metrics on the validation part, {valid:.0%})")
     for col in ("model", "acc %", "TPR low-z %", "TPR high-z %", "TPR BD %", "directory"):
         table.add_column(col, justify="left" if col in ("model", "directory") else "right")
     for label, model in models.items():
         m = model.manifest["metrics"]
         pct = [
-            "-" if m.get(k) is None else f"{100 * m[k]:.1f}"
+            "-" if m.get(k) is None or not np.isfinite(m[k]) else f"{100 * m[k]:.1f}"
             for k in ("accuracy", "tpr_lowz", "tpr_highz", "tpr_brown_dwarf")
         ]
         table.add_row(label, *pct, str(path / label))
@@ -205,17 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hizkit import config as cfg
-    from hizkit.model import load_model
-    from hizkit.predict import field_source, predict_field
-    from hizkit.registry import get_registry
-
-    doc = _read_config(args)
-    chunk_size = _setting(args, doc, "predict", "chunk_size", 1024, int, 1)
-    top = _setting(args, doc, "predict", "top", 25, int, 0)
-    scheduler = check_scheduler(args.scheduler or doc.get("predict", {}).get("scheduler"))
-    data_spec, _ = cfg.build(doc, data=args.data, classifiers="prior")
-    if not args.data and "data" not in doc:
+    settings = _settings(args)
+    if not settings.data_given:
         raise HizkitError("say which field to classify: --data NAME[:LOCATION], e.g. jades:DIR")
     out = Path(args.out)
     if not args.resume:
@@ -223,25 +116,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
         check_writable(out)
     registry = get_registry()
     model = load_model(args.model, registry)
-    source = field_source(model, data_spec.source, data_spec.params, registry)
+    data = settings.data
+    source = field_source(model, data.source, data.params, registry)
     with progress.live():
         table = predict_field(
             model,
             source,
-            data_spec.location,
+            data.location,
             out,
-            chunk_size=chunk_size,
-            top=top,
+            chunk_size=settings.predict.chunk_size,
+            top=settings.predict.top,
             resume=args.resume,
-            data_name=f"{data_spec.source}:{data_spec.location or ''}",
-            scheduler=scheduler,
+            data_name=data.text,
+            scheduler=settings.predict.scheduler,
         )
     counts = table["predicted"].value_counts()
     summary = Table(title=f"{len(table)} sources classified by {model.label}")
     for col in ("low-z", "high-z", "brown dwarf", "edge", "missing band", "outside domain"):
         summary.add_column(col, justify="right")
     summary.add_row(
-        *(str(int(counts.get(c, 0))) for c in ("lowz", "highz", "brown_dwarf")),
+        *(str(int(counts.get(c, 0))) for c in CLASSES),
         *(
             str(int(table[f].sum()))
             for f in ("flag_edge", "flag_missing_band", "flag_outside_domain")
@@ -255,27 +149,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_config(args: argparse.Namespace) -> dict:
-    from hizkit import config as cfg
-
-    return cfg.read_toml(args.config) if args.config else {}
-
-
 #: file types `hizkit show` can write (matplotlib's raster and vector formats)
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Poster Figure 2: cutouts in every band before and after preprocessing."""
-    import pandas as pd
-
-    from hizkit import config as cfg
-    from hizkit.figures import preprocessing_figure
-    from hizkit.registry import get_registry
-
-    doc = cfg.read_toml(args.config) if args.config else {}
-    data_spec, config = cfg.build(doc, data=args.data, classifiers="prior")
-    out = Path(args.out)
+    settings = _settings(args)
+    out = settings.output()
     if out.suffix.lower() not in FIGURE_SUFFIXES:
         raise HizkitError(
             f"--out {out}: a figure file must end in {', '.join(FIGURE_SUFFIXES)}, "
@@ -286,21 +167,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     wanted = None
     if args.ids is not None:
         try:
-            wanted = [int(i) for i in cfg._as_list(args.ids, "--ids")]
+            wanted = [int(i) for i in names(args.ids, "--ids")]
         except ValueError:
             raise HizkitError(
                 f"--ids takes whole-number source ids (ID,ID), got {args.ids!r}"
             ) from None
     registry = get_registry()
-    source_cls = registry.get("data_source", data_spec.source)
-    cfg.check_param_types("data source", source_cls, data_spec.params, "[data]")
-    cfg.check_plugins(doc, config, registry)
     steps = [
-        registry.create("preprocessor", n, **config.preprocessor_params.get(n, {}))
-        for n in cfg._as_list(args.steps, "--steps")
+        registry.create("preprocessor", n, **settings.preprocessor_params.get(n, {}))
+        for n in names(args.steps, "--steps")
     ]
     with progress.live():
-        dataset = _load_data(data_spec)
+        dataset = settings.dataset(registry)
     cat = dataset.catalog
     if wanted is not None:
         missing = sorted(set(wanted) - set(cat["id"]))
@@ -327,11 +205,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _detection_snr(catalog) -> np.ndarray:
+def _detection_snr(catalog: pd.DataFrame) -> np.ndarray:
     """Detection-stack S/N from any source's catalog (its photometry columns); zeros,
     i.e. catalog order, for a catalog without the detection bands' photometry."""
-    from hizkit.cuts import detection_snr
-
     try:
         snr = detection_snr(catalog)
     except (HizkitError, KeyError):
@@ -340,19 +216,19 @@ def _detection_snr(catalog) -> np.ndarray:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from hizkit.ablate import run_ablation, write_ablation
-
-    data_spec, config, registry, out, _ = _setup(args, "classification", "hizkit-ablations")
+    settings = _settings(args)
+    out = _new_output(settings)
+    registry = get_registry()
     with progress.live():
-        dataset = _load_data(data_spec)
-        _check_classes(dataset)
-        result = run_ablation(dataset, config, registry)
+        dataset = settings.dataset(registry)
+        result = run_ablation(dataset, settings.config, registry)
     path = write_ablation(result, out, existing="sibling")
     WRITTEN.append(path)
-    for label, names in result.skipped.items():
+    for label, needed in result.skipped.items():
+        bands = sorted({b for left_out in needed.values() for b in left_out})
         print(
-            f"hizkit: warning: {label} cannot run {', '.join(names)} (it needs a band left "
-            "out); those cells are blank",
+            f"hizkit: warning: {label} cannot run {', '.join(needed)}: it needs "
+            f"{', '.join(bands)}, which those variants leave out; those cells are blank",
             file=sys.stderr,
         )
     table = Table(title="band ablation: accuracy drop (percentage points)")
@@ -375,8 +251,6 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from hizkit.registry import get_registry
-
     registry = get_registry()
     infos = registry.all()
     if args.json:
@@ -412,12 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=BENCH_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument("--data", metavar="SPEC", help="NAME[:LOCATION]; default: mock (simulated)")
-    b.add_argument("--classifiers", metavar="A,B", help="comma-separated labels (default cnn,rf)")
-    b.add_argument("--evaluators", metavar="A,B", help="default: every registered evaluator")
-    b.add_argument("--runs", type=int, help="repeat with seeds S, S+1, ... (default 1)")
-    b.add_argument("--seed", type=int, help="first seed (default 0)")
-    b.add_argument("--out", metavar="DIR", help="new run directory (default hizkit-runs/<time>)")
+    b.add_argument("--data", metavar="SPEC", help=DATA_HELP)
+    add_flags(b, "bench")
     b.add_argument(
         "--config",
         metavar="FILE.toml",
@@ -430,7 +300,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="also keep each classifier's first-run model (preprocessors + classifier) in "
         "OUT/models/<label>, ready for hizkit predict",
     )
-    b.add_argument("--scheduler", metavar="S", help=SCHEDULER_HELP)
     b.set_defaults(func=cmd_bench)
 
     t = sub.add_parser(
@@ -451,19 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
         "  hizkit predict --model models/xgb --data jades:field/ --out candidates/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    t.add_argument("--classifiers", metavar="A,B", help="comma-separated labels (default cnn,rf)")
-    t.add_argument("--data", metavar="SPEC", help="NAME[:LOCATION]; default: mock (simulated)")
-    t.add_argument("--seed", type=int, help="seed of the split and the classifiers (default 0)")
-    t.add_argument(
-        "--valid-fraction",
-        type=float,
-        dest="valid_fraction",
-        metavar="F",
-        help="fraction held out for validation (default 0.2; [train] valid_fraction)",
-    )
+    t.add_argument("--data", metavar="SPEC", help=DATA_HELP)
+    add_flags(t, "train")
     t.add_argument("--out", metavar="DIR", help="new directory (default hizkit-models/<time>)")
     t.add_argument("--config", metavar="FILE.toml", help="settings; flags override it")
-    t.set_defaults(func=cmd_train, runs=None)
+    t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser(
         "predict",
@@ -486,18 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", required=True, metavar="DIR", help="a model directory")
     pr.add_argument("--data", metavar="SPEC", help="the field: NAME[:LOCATION], e.g. jades:DIR")
     pr.add_argument("--out", required=True, metavar="DIR", help="new output directory")
-    pr.add_argument("--top", type=int, metavar="N", help="candidates per class in the HTML (25)")
-    pr.add_argument(
-        "--chunk-size",
-        type=int,
-        dest="chunk_size",
-        metavar="N",
-        help="sources per chunk (default 1024; memory grows with it)",
-    )
+    add_flags(pr, "predict")
     pr.add_argument(
         "--resume", action="store_true", help="continue an interrupted run into the same --out"
     )
-    pr.add_argument("--scheduler", metavar="S", help=SCHEDULER_HELP)
     pr.add_argument("--config", metavar="FILE.toml", help="[data] and [predict] settings")
     pr.set_defaults(func=cmd_predict)
 
@@ -508,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the preprocessing steps (by default one low-z and one high-z source).",
     )
     sh.add_argument("--out", default="hizkit-show.png", metavar="FILE.png")
-    sh.add_argument("--data", metavar="SPEC", help="NAME[:LOCATION]; default: mock")
+    sh.add_argument("--data", metavar="SPEC", help=DATA_HELP)
     sh.add_argument("--ids", metavar="ID,ID", help="source ids (default: one low-z, one high-z)")
     sh.add_argument(
         "--steps",
@@ -526,10 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
         "it (same seeds, so the same splits), then with F444W alone, and report the accuracy "
         "drop against all bands, as a table and a bar chart.",
     )
-    ab.add_argument("--classifiers", metavar="A,B", default="cnn")
-    ab.add_argument("--data", metavar="SPEC", help="NAME[:LOCATION]; default: mock")
-    ab.add_argument("--runs", type=int, help="runs per variant (default 1)")
-    ab.add_argument("--seed", type=int)
+    ab.add_argument("--data", metavar="SPEC", help=DATA_HELP)
+    add_flags(ab, "ablate")
     ab.add_argument("--out", metavar="DIR", help="new directory (default hizkit-ablations/<time>)")
     ab.add_argument("--config", metavar="FILE.toml")
     ab.set_defaults(func=cmd_ablate)
@@ -537,8 +388,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list installed plugins")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plugins)
-
-    from hizkit.registry import get_registry
 
     get_registry().add_commands(sub)  # e.g. `hizkit simulate`, from the mock plugin
     return parser

@@ -1,4 +1,4 @@
-"""Reading a benchmark configuration from TOML and command-line flags.
+"""Settings: a configuration file and command-line flags, read and checked once.
 
 A configuration file looks like::
 
@@ -11,7 +11,7 @@ A configuration file looks like::
     out = "runs/poster"        # the run directory when --out is not given (bench only)
     runs = 3
     seed = 0
-    ceiling = true             # add the `photoz` template-fitting row (default: true)
+    ceiling = true             # add the reference rows, e.g. the photoz ceiling (default: true)
     fractions = [0.6, 0.2, 0.2]
 
     [classifiers.cnn_weighted] # a label; `plugin` says which classifier it is
@@ -30,57 +30,230 @@ A configuration file looks like::
     top = 25
     scheduler = "local:2"      # Dask (also under [bench]): local:N or tcp://host:8786
 
-Command-line flags override the file.
+Command-line flags override the file. Every setting of the ``[bench]``, ``[train]`` and
+``[predict]`` tables is one :class:`Option` in :data:`OPTIONS`: its table and key, the
+commands that take it, its check, its default and its help. The command line's flags
+(:func:`add_flags`), the file's known keys, the checks and :class:`Settings` all come from
+that one list, so a new setting is one entry there (CONTRIBUTING.md shows one).
 """
 
 from __future__ import annotations
 
+import argparse
 import inspect
+import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from hizkit import progress
 from hizkit.bench import BenchConfig, ClassifierSpec
+from hizkit.cluster import check_scheduler
+from hizkit.dataset import Dataset, check_fractions
 from hizkit.errors import HizkitError
+from hizkit.registry import Registry, get_registry
+from hizkit.report import default_run_dir
 
-SECTIONS = {"data", "bench", "classifiers", "preprocessors", "evaluators", "train", "predict"}
-BENCH_KEYS = {
-    "classifiers",
-    "evaluators",
-    "runs",
-    "seed",
-    "fractions",
-    "out",
-    "scheduler",
-    "ceiling",
-}
 #: configuration files shipped with hizkit, read by name (``--config poster``)
 PRESETS = Path(__file__).parent / "presets"
-#: the classifier that gives every table its template-fitting ceiling row
-CEILING = "photoz"
-TABLE_KEYS = {
-    "bench": BENCH_KEYS,
-    "train": {"valid_fraction"},
-    "predict": {"chunk_size", "top", "scheduler"},
-}
+#: tables of plugin sections (``[classifiers.X]``...) and of the data source
+PLUGIN_TABLES = ("data", "classifiers", "preprocessors", "evaluators")
+#: where each command writes when neither --out nor ``[bench] out`` says
+DEFAULT_OUT = {"bench": "hizkit-runs", "train": "hizkit-models", "ablate": "hizkit-ablations"}
 
 
-@dataclass
-class DataSpec:
-    source: str = "mock"
-    location: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+# ---------------------------------------------------------------------- checks
+# Each check takes the value and where it came from (``--runs`` or ``[bench] runs``) and
+# returns the value to use, or raises a one-line HizkitError naming that place.
 
-    @classmethod
-    def parse(cls, text: str, params: dict[str, Any] | None = None) -> DataSpec:
-        """``NAME`` or ``NAME:LOCATION`` (e.g. ``mock``, ``jades:/data/jades``)."""
-        name, _, location = text.partition(":")
-        if not name:
-            raise HizkitError(f"bad --data value {text!r}: expected NAME or NAME:LOCATION")
-        return cls(name.strip(), location or None, dict(params or {}))
+Check = Callable[[Any, str], Any]
+
+
+def whole(minimum: int) -> Check:
+    """A whole number >= ``minimum``: ``2.7`` or ``"2"`` is refused, not truncated or parsed."""
+
+    def check(value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise HizkitError(f"{where} must be a whole number, got {value!r}")
+        if value < minimum:
+            raise HizkitError(f"{where} must be at least {minimum}, got {value}")
+        return int(value)
+
+    return check
+
+
+def fraction(value: Any, where: str) -> float:
+    """A number strictly between 0 and 1."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not 0 < value < 1:
+        raise HizkitError(f"{where} must lie between 0 and 1 (exclusive), got {value!r}")
+    return float(value)
+
+
+def boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise HizkitError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise HizkitError(f"{where} must be a non-empty string, got {value!r}")
+    return value
+
+
+def names(value: Any, where: str) -> list[str]:
+    """A list of names, from TOML (``["a", "b"]``) or a flag (``a,b``)."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise HizkitError(f"{where} must be a list of names, got {value!r}")
+    items = [v for v in items if v]
+    if not items:
+        raise HizkitError(f"{where} is empty")
+    return items
+
+
+def optional(check: Check) -> Check:
+    """``check``, or None for a setting left unset (``evaluators``: every registered one)."""
+    return lambda value, where: None if value is None else check(value, where)
+
+
+def fractions(value: Any, where: str) -> tuple[float, float, float]:
+    return check_fractions(value, where)
+
+
+def scheduler(value: Any, where: str) -> str | None:
+    try:
+        return check_scheduler(value)
+    except HizkitError as exc:
+        raise HizkitError(f"{where}: {exc}") from None
+
+
+# ---------------------------------------------------------------------- the options
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: ``[table] key`` in a file and ``--key`` on the command line of each
+    command in ``commands`` (no flag when ``flag`` is False)."""
+
+    table: str
+    key: str
+    check: Check
+    default: Any
+    help: str
+    commands: tuple[str, ...]
+    flag: bool = True
+    metavar: str | None = None
+    #: a command whose default differs (``hizkit ablate`` trains only ``cnn``)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def flag_name(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    def default_for(self, command: str) -> Any:
+        return self.defaults.get(command, self.default)
+
+    def flag_type(self) -> Callable[[str], Any]:
+        """How argparse reads the flag's text before the check sees it."""
+        if self.check is fraction:
+            return float
+        if isinstance(self.default, int) and not isinstance(self.default, bool):
+            return int
+        return str
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "bench", "classifiers", names, "cnn,rf",
+        "comma-separated classifier labels (default %(default)s)",
+        ("bench", "train", "ablate"), metavar="A,B", defaults={"ablate": "cnn"},
+    ),
+    Option(
+        "bench", "evaluators", optional(names), None,
+        "comma-separated evaluators (default: every registered one)", ("bench",), metavar="A,B",
+    ),
+    Option(
+        "bench", "runs", whole(1), 1, "repeat with seeds S, S+1, ... (default %(default)s)",
+        ("bench", "ablate"), metavar="N",
+    ),
+    Option(
+        "bench", "seed", whole(0), 0,
+        "first seed: of the split and the classifiers (default %(default)s)",
+        ("bench", "train", "ablate"), metavar="S",
+    ),
+    Option(
+        "bench", "fractions", fractions, (0.6, 0.2, 0.2),
+        "training, validation and test shares of the split", ("bench", "ablate"), flag=False,
+    ),
+    Option(
+        "bench", "ceiling", boolean, True,
+        "add the reference rows (the photoz template-fitting ceiling) to the comparison",
+        ("bench",), flag=False,
+    ),
+    Option(
+        "bench", "out", optional(text), None,
+        "new run directory (default hizkit-runs/<time>)", ("bench",), metavar="DIR",
+    ),
+    Option(
+        "bench", "scheduler", scheduler, None,
+        "run the independent pieces on Dask: local:N (N worker processes here) or a "
+        "scheduler address (tcp://host:8786); default: in this process",
+        ("bench",), metavar="S",
+    ),
+    Option(
+        "train", "valid_fraction", fraction, 0.2,
+        "fraction held out for validation (default %(default)s)", ("train",), metavar="F",
+    ),
+    Option(
+        "predict", "chunk_size", whole(1), 1024,
+        "sources per chunk (default %(default)s; memory grows with it)", ("predict",),
+        metavar="N",
+    ),
+    Option(
+        "predict", "top", whole(0), 25, "candidates per class in the HTML (default %(default)s)",
+        ("predict",), metavar="N",
+    ),
+    Option(
+        "predict", "scheduler", scheduler, None,
+        "classify chunks on Dask: local:N or a scheduler address; default: in this process",
+        ("predict",), metavar="S",
+    ),
+)  # fmt: skip
+#: the keys each table takes (for the file's check)
+TABLE_KEYS: dict[str, set[str]] = {}
+for _option in OPTIONS:
+    TABLE_KEYS.setdefault(_option.table, set()).add(_option.key)
+SECTIONS = {*PLUGIN_TABLES, *TABLE_KEYS}
+
+
+def options(command: str) -> list[Option]:
+    """The options ``command`` takes, in :data:`OPTIONS` order."""
+    return [o for o in OPTIONS if command in o.commands]
+
+
+def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """The command-line flags of ``command``'s options (each defaults to None: unset, so
+    the file's value or the option's default applies)."""
+    for option in options(command):
+        if option.flag:
+            parser.add_argument(
+                option.flag_name,
+                dest=option.key,
+                type=option.flag_type(),
+                metavar=option.metavar,
+                help=option.help % {"default": option.default_for(command)}
+                + f"; [{option.table}] {option.key}",
+            )
+
+
+# ---------------------------------------------------------------------- the file
 
 
 def presets() -> list[str]:
@@ -109,167 +282,230 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise HizkitError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise HizkitError(f"config file {path} is not valid TOML: {exc}") from None
+    check_document(doc, f"config file {path}: ")
+    return doc
+
+
+def check_document(doc: Mapping[str, Any], prefix: str = "") -> None:
+    """The document's shape: known tables, tables where tables belong, known keys."""
     unknown = set(doc) - SECTIONS
     if unknown:
         raise HizkitError(
-            f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}; "
+            f"{prefix}unknown section(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(SECTIONS))}"
         )
     for name, value in doc.items():
         if not isinstance(value, dict):
             raise HizkitError(
-                f"config file {path}: [{name}] must be a table (a line '[{name}]' followed by "
-                f"its keys), got {name} = {value!r}"
+                f"{prefix}[{name}] must be a table (a line '[{name}]' followed by its keys), "
+                f"got {name} = {value!r}"
             )
-    for name in ("classifiers", "preprocessors", "evaluators"):
+    for name in PLUGIN_TABLES[1:]:
         for key, value in doc.get(name, {}).items():
             if not isinstance(value, dict):
                 raise HizkitError(
-                    f"config file {path}: [{name}.{key}] must be a table of parameters, "
-                    f"got {key} = {value!r}"
+                    f"{prefix}[{name}.{key}] must be a table of parameters, got {key} = {value!r}"
                 )
     for table, keys in TABLE_KEYS.items():
         bad = set(doc.get(table, {})) - keys
         if bad:
             raise HizkitError(
-                f"config file {path}: unknown [{table}] key(s) {', '.join(sorted(bad))}; "
+                f"{prefix}unknown [{table}] key(s) {', '.join(sorted(bad))}; "
                 f"known: {', '.join(sorted(keys))}"
             )
-    return doc
 
 
-def _as_list(value: Any, what: str) -> list[str]:
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",")]
-    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-        items = [v.strip() for v in value]
-    else:
-        raise HizkitError(f"{what} must be a list of names, got {value!r}")
-    items = [v for v in items if v]
-    if not items:
-        raise HizkitError(f"{what} is empty")
-    return items
+# ---------------------------------------------------------------------- settings
 
 
-def build(
-    doc: dict[str, Any],
-    *,
-    data: str | None = None,
-    classifiers: str | None = None,
-    evaluators: str | None = None,
-    runs: int | None = None,
-    seed: int | None = None,
-    ceiling: bool = False,
-) -> tuple[DataSpec, BenchConfig]:
-    """Merge a parsed config document with command-line overrides. ``ceiling`` (the
-    benchmark's) adds the template photo-z row unless ``[bench] ceiling = false``."""
-    data_doc = dict(_table(doc, "data"))
-    source = _text(data_doc.pop("source", "mock"), "[data] source")
+@dataclass
+class DataSpec:
+    source: str = "mock"
+    location: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str, params: dict[str, Any] | None = None) -> DataSpec:
+        """``NAME`` or ``NAME:LOCATION`` (e.g. ``mock``, ``jades:/data/jades``)."""
+        name, _, location = spec.partition(":")
+        if not name:
+            raise HizkitError(f"bad --data value {spec!r}: expected NAME or NAME:LOCATION")
+        return cls(name.strip(), location or None, dict(params or {}))
+
+    @property
+    def text(self) -> str:
+        return f"{self.source}:{self.location or ''}"
+
+
+class Section(Mapping[str, Any]):
+    """One table's settings for a command, read as attributes (``settings.predict.top``)."""
+
+    def __init__(self, table: str, values: Mapping[str, Any]) -> None:
+        self._table = table
+        self._values = dict(values)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.__dict__["_values"][key]
+        except KeyError:
+            raise AttributeError(f"[{self._table}] has no setting {key!r} here") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Section({self._table!r}, {self._values!r})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one command was told, checked: build it with :meth:`load`.
+
+    ``data`` says where the sources come from (:meth:`dataset` loads them),
+    ``classifiers`` what to train (bench, train, ablate), ``config`` the harness's
+    :class:`BenchConfig`; ``bench``, ``train`` and ``predict`` hold the tables' options
+    for this command (``settings.predict.chunk_size``); ``out`` the output path asked for.
+    """
+
+    command: str
+    data: DataSpec
+    classifiers: tuple[ClassifierSpec, ...]
+    tables: Mapping[str, Section]
+    preprocessor_params: Mapping[str, dict[str, Any]]
+    evaluator_params: Mapping[str, dict[str, Any]]
+    out: Path | None
+    #: True when the data came from --data or a [data] table rather than the default
+    data_given: bool = False
+
+    @classmethod
+    def load(
+        cls,
+        doc: Mapping[str, Any] | None = None,
+        flags: Mapping[str, Any] | None = None,
+        command: str = "bench",
+        *,
+        registry: Registry | None = None,
+    ) -> Settings:
+        """Read ``doc`` (a parsed configuration, e.g. :func:`read_toml`) under ``flags``
+        (flag name -> value, None for a flag not given) for ``command``; check every
+        value, and every plugin name and parameter against the registry, before any data
+        is loaded: a typo costs nothing."""
+        doc = dict(doc or {})
+        flags = {k: v for k, v in (flags or {}).items() if v is not None}
+        check_document(doc)
+        tables: dict[str, dict[str, Any]] = {}
+        for option in options(command):
+            if option.flag and option.key in flags:
+                value, where = flags[option.key], option.flag_name
+            else:
+                value = doc.get(option.table, {}).get(option.key, option.default_for(command))
+                where = f"[{option.table}] {option.key}"
+            tables.setdefault(option.table, {})[option.key] = option.check(value, where)
+        data = _data_spec(doc, flags.get("data"))
+        specs: tuple[ClassifierSpec, ...] = ()
+        if "classifiers" in tables.get("bench", {}):
+            specs = tuple(_classifier_specs(doc, tables["bench"]["classifiers"]))
+        out = flags.get("out", tables.get("bench", {}).get("out"))
+        settings = cls(
+            command=command,
+            data=data,
+            classifiers=specs,
+            tables={t: Section(t, v) for t, v in tables.items()},
+            preprocessor_params=_plugin_table(doc, "preprocessors"),
+            evaluator_params=_plugin_table(doc, "evaluators"),
+            out=Path(out) if out is not None else None,
+            data_given="data" in flags or "data" in doc,
+        )
+        if specs:
+            settings.config.validate()
+        settings.check(doc, registry or get_registry())
+        return settings
+
+    def __getattr__(self, table: str) -> Section:
+        tables = self.__dict__.get("tables", {})
+        if table in tables:
+            return tables[table]
+        raise AttributeError(f"{type(self).__name__} of '{self.command}' has no {table!r}")
+
+    @property
+    def config(self) -> BenchConfig:
+        """The harness's configuration: reference rows (``[bench] ceiling``) and the
+        evaluators only for ``hizkit bench``; train and ablate run no evaluator."""
+        bench = self.tables.get("bench", Section("bench", {}))
+        is_bench = self.command == "bench"
+        return BenchConfig(
+            classifiers=list(self.classifiers),
+            evaluators=bench.get("evaluators") if is_bench else [],
+            runs=bench.get("runs", 1),
+            seed=bench.get("seed", 0),
+            fractions=bench.get("fractions", (0.6, 0.2, 0.2)),
+            preprocessor_params=dict(self.preprocessor_params),
+            evaluator_params=dict(self.evaluator_params),
+            references=bool(bench.get("ceiling", False)) and is_bench,
+        )
+
+    def check(self, doc: Mapping[str, Any], registry: Registry) -> None:
+        """Every plugin name and parameter against ``registry``."""
+        source_cls = registry.get("data_source", self.data.source)
+        check_param_types("data source", source_cls, self.data.params, "[data]")
+        for spec in self.classifiers:
+            registry.info("classifier", spec.plugin)
+        for name in self.config.evaluators or []:
+            registry.info("evaluator", name)
+        check_plugins(doc, self.classifiers, registry)
+
+    def output(self) -> Path:
+        """Where to write: ``out``, else a new time-stamped directory of the command's."""
+        return self.out or default_run_dir(DEFAULT_OUT.get(self.command, "hizkit-out"))
+
+    def dataset(self, registry: Registry | None = None) -> Dataset:
+        """The data, loaded by its source (the one place a command loads data)."""
+        registry = registry or get_registry()
+        progress.log(f"loading data: {self.data.source}")
+        source = registry.create("data_source", self.data.source, **self.data.params)
+        return source.load(self.data.location)
+
+
+def _plugin_table(doc: Mapping[str, Any], table: str) -> dict[str, dict[str, Any]]:
+    return {k: dict(v) for k, v in doc.get(table, {}).items()}
+
+
+def _data_spec(doc: Mapping[str, Any], flag: str | None) -> DataSpec:
+    data_doc = dict(doc.get("data", {}))
+    source = text(data_doc.pop("source", "mock"), "[data] source")
     location = data_doc.pop("location", None)
     if location is not None:
-        location = _text(location, "[data] location")
-    if data is not None:
-        spec = DataSpec.parse(data, data_doc)
-    else:
-        spec = DataSpec(source, location, data_doc)
-    if data is not None and spec.source != source:
+        location = text(location, "[data] location")
+    if flag is None:
+        return DataSpec(source, location, data_doc)
+    spec = DataSpec.parse(flag, data_doc)
+    if spec.source != source:
         spec.params = {}  # the file's data options belong to another source
+    return spec
 
-    bench = _table(doc, "bench")
-    clf_sections: dict[str, dict[str, Any]] = _table(doc, "classifiers")
-    given = classifiers if classifiers is not None else bench.get("classifiers", "cnn,rf")
-    labels = _as_list(given, "the classifier list (--classifiers or [bench] classifiers)")
-    specs = []
+
+def _classifier_specs(doc: Mapping[str, Any], labels: list[str]) -> Iterator[ClassifierSpec]:
+    sections = doc.get("classifiers", {})
     for label in labels:
-        section = dict(_table(clf_sections, label, f"classifiers.{label}"))
-        plugin = _text(section.pop("plugin", label), f"[classifiers.{label}] plugin")
+        section = dict(sections.get(label, {}))
+        plugin = text(section.pop("plugin", label), f"[classifiers.{label}] plugin")
         chain = section.pop("preprocessors", None)
         if chain is not None:
-            chain = tuple(_as_list(chain, f"[classifiers.{label}] preprocessors")) if chain else ()
-        specs.append(ClassifierSpec(label, plugin, section, chain))
-    wants_ceiling = _flag(bench.get("ceiling", True), "[bench] ceiling")
-    if ceiling and wants_ceiling and all(s.plugin != CEILING and s.label != CEILING for s in specs):
-        specs.append(ClassifierSpec(CEILING, CEILING, {}, None))
-
-    ev = evaluators if evaluators is not None else bench.get("evaluators")
-    config = BenchConfig(
-        classifiers=specs,
-        evaluators=_as_list(ev, "evaluators") if ev is not None else None,
-        runs=_integer(runs if runs is not None else bench.get("runs", 1), "runs", 1),
-        seed=_integer(seed if seed is not None else bench.get("seed", 0), "seed", 0),
-        fractions=_fractions(bench.get("fractions", (0.6, 0.2, 0.2))),
-        preprocessor_params=_table(doc, "preprocessors"),
-        evaluator_params=_table(doc, "evaluators"),
-    )
-    config.validate()
-    return spec, config
+            where = f"[classifiers.{label}] preprocessors"
+            chain = tuple(names(chain, where)) if chain else ()
+        yield ClassifierSpec(label, plugin, section, chain)
 
 
-def _flag(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise HizkitError(f"{what} must be true or false, got {value!r}")
-    return value
+# ---------------------------------------------------------------------- plugin parameters
 
 
-def without_unavailable_ceiling(config: BenchConfig, columns: Any) -> BenchConfig:
-    """The configuration without the ``photoz`` ceiling row when the catalog has no
-    template photo-z (``z_phot``) to give it (a survey without photometric redshifts)."""
-    auto = [s for s in config.classifiers if s.label == CEILING and s.plugin == CEILING]
-    if not auto or "z_phot" in columns or len(config.classifiers) == 1:
-        return config
-    return replace(config, classifiers=[s for s in config.classifiers if s not in auto])
-
-
-def _table(doc: dict[str, Any], key: str, name: str | None = None) -> dict[str, Any]:
-    value = doc.get(key, {})
-    if not isinstance(value, dict):
-        raise HizkitError(f"[{name or key}] must be a table of settings, got {value!r}")
-    return value
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise HizkitError(f"{what} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _integer(value: Any, what: str, minimum: int) -> int:
-    """An integer setting: ``2.7`` or ``"2"`` is refused, not truncated or parsed."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise HizkitError(f"{what} must be a whole number, got {value!r}")
-    if value < minimum:
-        raise HizkitError(f"--{what} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def _fractions(value: Any) -> tuple[float, float, float]:
-    """``[bench] fractions``: train, validation and test, summing to 1; the benchmark
-    needs a training and a test part (``hizkit train`` makes its own split)."""
-    ok = (
-        isinstance(value, list | tuple)
-        and len(value) == 3
-        and all(isinstance(f, int | float) and not isinstance(f, bool) for f in value)
-    )
-    if not ok or min(value) < 0 or abs(sum(value) - 1) > 1e-6:
-        raise HizkitError(
-            f"[bench] fractions must be three non-negative numbers (train, validation, test) "
-            f"summing to 1, got {value!r}"
-        )
-    if value[0] == 0 or value[2] == 0:
-        part = "training" if value[0] == 0 else "test"
-        raise HizkitError(
-            f"[bench] fractions {list(value)} leave no {part} part; the benchmark needs both"
-        )
-    return (float(value[0]), float(value[1]), float(value[2]))
-
-
-def bench_out(doc: dict[str, Any]) -> str | None:
-    """``[bench] out``: the run directory when ``--out`` is not given."""
-    out = _table(doc, "bench").get("out")
-    return None if out is None else _text(out, "[bench] out")
-
-
-def check_param_types(kind: str, cls: type, params: dict[str, Any], where: str) -> None:
+def check_param_types(kind: str, cls: type, params: Mapping[str, Any], where: str) -> None:
     """Refuse, before any work, a parameter whose value has the wrong type for the
     plugin's ``__init__`` annotation (``epochs = "ten"``); unknown names are refused by
     ``create``. Annotations other than plain int/float/str/bool/None/list/tuple/dict
@@ -287,9 +523,9 @@ def check_param_types(kind: str, cls: type, params: dict[str, Any], where: str) 
             continue
         wrong = isinstance(value, bool) and bool not in allowed
         if wrong or not isinstance(value, allowed):
-            names = " or ".join(sorted({_TYPE_WORDS[t] for t in allowed}))
+            words = " or ".join(sorted({_TYPE_WORDS[t] for t in allowed}))
             raise HizkitError(
-                f"{where}: {kind} '{cls.name}' parameter {name} must be {names}, got {value!r}"
+                f"{where}: {kind} '{cls.name}' parameter {name} must be {words}, got {value!r}"
             )
 
 
@@ -316,9 +552,9 @@ _TYPE_WORDS = {
 
 
 def _allowed_types(annotation: Any) -> tuple[type, ...] | None:
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    spelled = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
     allowed: list[type] = []
-    for part in str(text).split("|"):
+    for part in str(spelled).split("|"):
         part = part.strip().split("[")[0]
         if part not in _SIMPLE_TYPES:
             return None
@@ -326,7 +562,9 @@ def _allowed_types(annotation: Any) -> tuple[type, ...] | None:
     return tuple(allowed) or None
 
 
-def check_plugins(doc: dict[str, Any], config: BenchConfig, registry: Any) -> None:
+def check_plugins(
+    doc: Mapping[str, Any], classifiers: tuple[ClassifierSpec, ...] | list, registry: Registry
+) -> None:
     """Every plugin name and parameter the configuration gives, checked against the
     registry before any data is loaded: the classifiers (each created once, so an
     unknown or wrongly typed parameter fails now, not after other classifiers trained),
@@ -336,15 +574,15 @@ def check_plugins(doc: dict[str, Any], config: BenchConfig, registry: Any) -> No
     A plugin may also check its parameters' values before any work by defining a
     ``validate_params()`` method (raising :class:`HizkitError`); it is called here on
     the instance created from the configuration."""
-    for spec in config.classifiers:
+    for spec in classifiers:
         cls = registry.get("classifier", spec.plugin)
         where = f"[classifiers.{spec.label}]"
         check_param_types("classifier", cls, spec.params, where)
         _validate(cls.create(**spec.params), where)
         for name in spec.preprocessors or ():
             registry.info("preprocessor", name)
-    for label, section in _table(doc, "classifiers").items():
-        if any(s.label == label for s in config.classifiers):
+    for label, section in doc.get("classifiers", {}).items():
+        if any(s.label == label for s in classifiers):
             continue
         plugin = section.get("plugin", label)
         if not isinstance(plugin, str):
@@ -354,7 +592,7 @@ def check_plugins(doc: dict[str, Any], config: BenchConfig, registry: Any) -> No
         except HizkitError as exc:
             raise HizkitError(f"[classifiers.{label}]: {exc}") from None
     for kind, table in (("preprocessor", "preprocessors"), ("evaluator", "evaluators")):
-        for name, params in _table(doc, table).items():
+        for name, params in doc.get(table, {}).items():
             try:
                 cls = registry.get(kind, name)
             except HizkitError as exc:

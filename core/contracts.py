@@ -191,6 +191,12 @@ class Classifier(Saveable, Plugin, ABC):
     preprocessors: ClassVar[tuple[str, ...]] = ()
     #: bands the classifier reads by name; the harness checks them before any training
     bands_needed: ClassVar[tuple[str, ...]] = ()
+    #: catalog columns it reads by name (``photoz``: ``z_phot``); checked the same way
+    catalog_columns: ClassVar[frozenset[str]] = frozenset()
+    #: a reference row (e.g. the template-fitting ceiling) that ``hizkit bench`` adds to
+    #: every comparison unless ``[bench] ceiling = false``; left out, with one log line,
+    #: where the data lacks what it needs
+    reference: ClassVar[bool] = False
     classes_: tuple[str, ...] = CLASSES
 
     @abstractmethod

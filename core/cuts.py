@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from hizkit.dataset import flux_col, fluxerr_col
+from hizkit.dataset import ab_mag, flux_col, fluxerr_col
 from hizkit.errors import HizkitError
 from hizkit.science import DETECTION_BANDS
 
@@ -40,6 +40,20 @@ def detection_snr(catalog: pd.DataFrame, bands: Sequence[str] = DETECTION_BANDS)
     flux = catalog[[flux_col(b) for b in present]].to_numpy(float)
     err = catalog[[fluxerr_col(b) for b in present]].to_numpy(float)
     return stack_snr(flux, err)
+
+
+def detection_magnitude(
+    catalog: pd.DataFrame, bands: Sequence[str] = DETECTION_BANDS
+) -> np.ndarray:
+    """AB magnitude of the mean catalog flux in the detection bands (NaN when none has a
+    positive flux): the brightness axis of a model's training domain."""
+    present = [b for b in bands if flux_col(b) in catalog.columns]
+    if not present:
+        return np.full(len(catalog), np.nan)
+    flux = catalog[[flux_col(b) for b in present]].to_numpy(float)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(np.where(np.isfinite(flux), flux, np.nan), axis=1)
+    return ab_mag(mean)
 
 
 def pdf_width(catalog: pd.DataFrame) -> np.ndarray:

@@ -214,6 +214,44 @@ class Split:
         return {"train": self.train, "valid": self.valid, "test": self.test}
 
 
+PARTS = ("training", "validation", "test")
+
+
+def check_fractions(
+    value: object, what: str = "split fractions", needs: tuple[str, ...] = ("training", "test")
+) -> tuple[float, float, float]:
+    """The one check of split fractions: three non-negative numbers (training, validation,
+    test) summing to 1, where each part named in ``needs`` gets a share."""
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and all(isinstance(f, int | float) and not isinstance(f, bool) for f in value)
+    )
+    if not ok or min(value) < 0 or abs(sum(value) - 1) > 1e-6:  # type: ignore[arg-type]
+        raise HizkitError(
+            f"{what} must be three non-negative numbers (training, validation, test) summing "
+            f"to 1, got {value!r}"
+        )
+    fractions = tuple(float(f) for f in value)  # type: ignore[union-attr]
+    for part in needs:
+        if fractions[PARTS.index(part)] == 0:
+            raise HizkitError(f"{what} {list(fractions)} leave no {part} part; it is needed")
+    return fractions  # type: ignore[return-value]
+
+
+def require_classes(y: np.ndarray, doing: str = "comparing classifiers") -> None:
+    """The one check that labelled sources (``y >= 0``) hold at least two classes: with
+    one, every classifier scores 100 % and the numbers mean nothing."""
+    y = np.asarray(y)
+    present, counts = np.unique(y[y >= 0], return_counts=True)
+    if len(present) < 2:
+        found = ", ".join(f"{CLASSES[c]}: {n}" for c, n in zip(present, counts)) or "none"
+        raise HizkitError(
+            f"the data has labelled sources of {len(present)} class(es) ({found}); {doing} "
+            "needs at least two (accuracy on one class is meaningless)"
+        )
+
+
 def make_split(
     y: np.ndarray, seed: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
 ) -> Split:
@@ -223,10 +261,7 @@ def make_split(
     three members gets at least one source in each part (the rare brown dwarfs too).
     Unlabelled sources (``y == -1``) are left out.
     """
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise HizkitError(
-            f"split fractions must be three non-negative numbers summing to 1, got {fractions}"
-        )
+    fractions = check_fractions(fractions, needs=())
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[], [], []]
     for cls in np.unique(y[y >= 0]):

@@ -34,10 +34,11 @@ import numpy as np
 import pandas as pd
 
 from hizkit import progress
-from hizkit.atomic import new_directory
-from hizkit.bench import BenchConfig, ClassifierSpec, Pipeline, fit_classifier, resolve
+from hizkit.atomic import jsonable, new_directory, write_directory
+from hizkit.bench import ClassifierSpec
 from hizkit.contracts import Classifier, Preprocessor, read_json
-from hizkit.dataset import CLASSES, Dataset, ab_mag, flux_col, make_split
+from hizkit.cuts import detection_magnitude
+from hizkit.dataset import CLASSES, Dataset
 from hizkit.errors import HizkitError
 from hizkit.registry import Registry, get_registry
 from hizkit.science import DETECTION_BANDS
@@ -47,20 +48,6 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 #: numerical libraries whose versions change a model's numbers, recorded in the manifest
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost", "torch", "photutils", "astropy")
-
-
-def detection_magnitude(
-    catalog: pd.DataFrame, bands: Sequence[str] = DETECTION_BANDS
-) -> np.ndarray:
-    """AB magnitude of the mean catalog flux in the detection bands (NaN when none has a
-    positive flux): the brightness axis of a model's training domain."""
-    present = [b for b in bands if flux_col(b) in catalog.columns]
-    if not present:
-        return np.full(len(catalog), np.nan)
-    flux = catalog[[flux_col(b) for b in present]].to_numpy(float)
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(np.where(np.isfinite(flux), flux, np.nan), axis=1)
-    return ab_mag(mean)
 
 
 def data_hash(data: Dataset) -> str:
@@ -73,26 +60,6 @@ def data_hash(data: Dataset) -> str:
         for row in data.cutouts:  # one source at a time: no full-size copy
             h.update(np.ascontiguousarray(row).tobytes())
     return h.hexdigest()
-
-
-def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Accuracy, balanced accuracy and per-class true-positive rates of ``proba``."""
-    y = np.asarray(y)
-    ok = y >= 0
-    y, pred = y[ok], np.argmax(proba[ok], axis=1)
-    out: dict[str, float] = {"n": float(len(y))}
-    if len(y) == 0:
-        return out
-    out["accuracy"] = float(np.mean(pred == y))
-    tprs = []
-    for i, name in enumerate(CLASSES):
-        members = y == i
-        if members.any():
-            tpr = float(np.mean(pred[members] == i))
-            out[f"tpr_{name}"] = tpr
-            tprs.append(tpr)
-    out["balanced_accuracy"] = float(np.mean(tprs))
-    return out
 
 
 def _versions(registry: Registry, plugins: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -198,7 +165,10 @@ class TrainedModel:
         return proba
 
     def predict(self, data: Dataset) -> pd.DataFrame:
-        """The candidate table of ``data``: one row per source (see :func:`candidate_table`)."""
+        """The candidate table of ``data``: one row per source, with its flags (see
+        :func:`hizkit.predict.candidate_table`)."""
+        from hizkit.predict import candidate_table  # predict builds on this module
+
         return candidate_table(self, data, self.predict_proba(data))
 
     # ------------------------------------------------------------------ save / load
@@ -219,7 +189,7 @@ class TrainedModel:
         files = sorted(p for p in directory.rglob("*") if p.is_file())
         manifest = dict(self.manifest)
         manifest["files"] = {str(p.relative_to(directory)): _sha256(p) for p in files}
-        (directory / MANIFEST).write_text(json.dumps(_jsonable(manifest), indent=2))
+        (directory / MANIFEST).write_text(json.dumps(jsonable(manifest), indent=2))
         self.manifest = manifest
 
     @classmethod
@@ -267,78 +237,7 @@ def _warn_versions(manifest: dict[str, Any], registry: Registry) -> None:
             )
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-# ---------------------------------------------------------------------- candidate table
-
-
-def source_flags(model: TrainedModel, data: Dataset) -> pd.DataFrame:
-    """Per-source flags: ``flag_edge`` (part of the cutout off the mosaic or without
-    coverage), ``flag_missing_band`` with ``missing_bands`` (a band without data at the
-    source: no catalog flux, or no coverage at the cutout centre) and
-    ``flag_outside_domain`` (brighter or fainter in the detection bands than every
-    training source)."""
-    data = data.select_bands([b for b in model.bands if b in data.bands])
-    n = len(data)
-    missing = np.zeros((n, len(data.bands)), dtype=bool)
-    edge = np.zeros(n, dtype=bool)
-    if data.has_photometry:
-        flux, _ = data.photometry()
-        missing |= ~np.isfinite(flux)
-    if data.cutouts is not None:
-        cut = data.cutouts
-        h, w = cut.shape[2:]
-        centre = cut[:, :, h // 2 - 1 : h // 2 + 1, w // 2 - 1 : w // 2 + 1]
-        no_centre = ~np.isfinite(centre).any(axis=(2, 3))
-        missing |= no_centre
-        edge = (~np.isfinite(cut)).any(axis=(2, 3)) & ~no_centre
-        edge = edge.any(axis=1)
-    outside = np.zeros(n, dtype=bool)
-    domain = model.manifest.get("domain") or {}
-    if domain.get("min") is not None and data.has_photometry:
-        mag = detection_magnitude(data.catalog, domain.get("bands", DETECTION_BANDS))
-        with np.errstate(invalid="ignore"):
-            outside = (mag < domain["min"]) | (mag > domain["max"])
-    names = np.array(data.bands)
-    return pd.DataFrame(
-        {
-            "flag_edge": edge,
-            "flag_missing_band": missing.any(axis=1),
-            "missing_bands": [",".join(names[m]) for m in missing],
-            "flag_outside_domain": outside,
-        }
-    )
-
-
-def candidate_table(model: TrainedModel, data: Dataset, proba: np.ndarray) -> pd.DataFrame:
-    """One row per source: ``id, ra, dec, p_lowz, p_highz, p_brown_dwarf, predicted``,
-    the catalog photo-z ``z_phot`` when present (and the ``label`` when the data has one,
-    e.g. simulated fields), then the flags of :func:`source_flags`."""
-    cat = data.catalog
-    table = pd.DataFrame({"id": cat["id"].to_numpy(), "ra": cat["ra"], "dec": cat["dec"]})
-    for i, name in enumerate(CLASSES):
-        table[f"p_{name}"] = proba[:, i]
-    table["predicted"] = np.asarray(CLASSES, dtype=object)[np.argmax(proba, axis=1)]
-    for col in ("z_phot", "label"):
-        if col in cat.columns:
-            table[col] = cat[col].to_numpy()
-    flags = source_flags(model, data)
-    return pd.concat([table.reset_index(drop=True), flags], axis=1)
-
-
-# ---------------------------------------------------------------------- training
+# ---------------------------------------------------------------------- manifest
 
 
 def build_manifest(
@@ -371,7 +270,7 @@ def build_manifest(
         "bands": list(dataset.bands),
         "pixel_scale": dataset.pixel_scale if dataset.cutouts is not None else None,
         "cutout_size": list(dataset.cutouts.shape[2:]) if dataset.cutouts is not None else None,
-        "labels": meta.get("labels", "truth" if meta.get("source") == "mock" else None),
+        "labels": meta.get("labels"),
         "training_data": {
             "source": meta,
             "sha256": data_hash(dataset),
@@ -390,86 +289,23 @@ def build_manifest(
     }
 
 
-def train_models(
-    dataset: Dataset,
-    config: BenchConfig,
-    registry: Registry | None = None,
-    valid_fraction: float = 0.2,
-) -> dict[str, TrainedModel]:
-    """Fit every configured classifier once (chain + classifier) on the labelled
-    sources: a stratified ``1 - valid_fraction`` / ``valid_fraction`` split with
-    ``config.seed``, the validation part choosing epochs and giving the recorded metrics."""
-    registry = registry or get_registry()
-    config.validate()
-    if not 0 < valid_fraction < 1:
-        raise HizkitError(f"the validation fraction must lie in (0, 1), got {valid_fraction}")
-    y = dataset.y
-    if len(np.unique(y[y >= 0])) < 2:
-        raise HizkitError("training needs labelled sources of at least two classes")
-    plan = resolve(dataset, config, registry)
-    split = make_split(y, config.seed, (1 - valid_fraction, valid_fraction, 0.0))
-    pipeline = Pipeline(dataset, registry, config)
-    models = {}
-    for spec in progress.track(config.classifiers, "training"):
-        cls, chain = plan[spec.label]
-        progress.log(f"training {spec.label}")
-        fitted = fit_classifier(pipeline, spec, cls, chain, split, config.seed)
-        metrics = scores(fitted.valid.y, fitted.classifier.predict_proba(fitted.valid))
-        manifest = build_manifest(
-            spec.label,
-            spec,
-            fitted.classifier,
-            fitted.steps,
-            chain,
-            dataset,
-            fitted.train,
-            metrics,
-            "validation",
-            registry,
-        )
-        models[spec.label] = TrainedModel(spec.label, fitted.steps, fitted.classifier, manifest)
-    return models
-
-
-def models_from_benchmark(result: Any, registry: Registry | None = None) -> dict[str, TrainedModel]:
-    """Each label's first-run model of a :class:`hizkit.bench.BenchResult`, its manifest
-    holding the metrics on that run's test part."""
-    registry = registry or get_registry()
-    split = result.splits[0]
-    train_part = result.dataset.subset(split.train)
-    models = {}
-    for spec in result.config.classifiers:
-        run = next(r for r in result.runs if r.label == spec.label and r.run == 0)
-        metrics = scores(result.dataset.y[split.test], run.proba)
-        manifest = build_manifest(
-            spec.label,
-            spec,
-            run.classifier,
-            run.steps,
-            result.preprocessors[spec.label],
-            result.dataset,
-            train_part,
-            metrics,
-            "test (run 0)",
-            registry,
-        )
-        models[spec.label] = TrainedModel(spec.label, run.steps, run.classifier, manifest)
-    return models
-
-
 def save_models(models: dict[str, TrainedModel], out: str | Path, existing: str = "refuse") -> Path:
     """Write ``{label: model}`` as ``out/<label>/`` directories (``out`` is new, written
     atomically: it appears only when every model is in it). ``existing="sibling"`` (for
     a caller that checked ``out`` free before training): if ``out`` appeared meanwhile,
-    the models take the next free sibling name. Returns the directory written."""
-    target = new_directory(out, existing=existing)
-    with target as tmp:
+    the models take the next free sibling name. A failure to write keeps the trained
+    models in a recovery directory (:func:`hizkit.atomic.write_directory`). Returns the
+    directory written."""
+
+    def write(directory: Path) -> None:
         for label, model in models.items():
-            (tmp / label).mkdir()
-            model.write_into(tmp / label)
+            (directory / label).mkdir()
+            model.write_into(directory / label)
+
+    path = write_directory(out, write, "models", existing)
     for label, model in models.items():
-        model.path = target.path / label
-    return target.path
+        model.path = path / label
+    return path
 
 
 def load_model(path: str | Path, registry: Registry | None = None) -> TrainedModel:
@@ -482,43 +318,3 @@ def load_model(path: str | Path, registry: Registry | None = None) -> TrainedMod
                 f"{path} holds the models {', '.join(inside)}; name one, e.g. {path / inside[0]}"
             )
     return TrainedModel.load(path, registry)
-
-
-def train(
-    data: Dataset | str = "mock",
-    classifiers: str | Sequence[str] | None = None,
-    config: str | Path | dict[str, Any] | None = None,
-    *,
-    seed: int | None = None,
-    valid_fraction: float | None = None,
-    out: str | Path | None = None,
-    registry: Registry | None = None,
-) -> dict[str, TrainedModel]:
-    """Train classifiers once and return ``{label: TrainedModel}`` (the Python side of
-    ``hizkit train``). ``data`` is a :class:`Dataset` or a data spec (``"mock"``,
-    ``"jades:DIR"``); ``config`` a TOML path or its parsed dict; ``out``, when given, a new
-    directory that receives one model directory per label."""
-    from hizkit import config as cfg
-
-    registry = registry or get_registry()
-    doc = cfg.read_toml(config) if isinstance(config, (str, Path)) else dict(config or {})
-    names = (
-        classifiers
-        if classifiers is None or isinstance(classifiers, str)
-        else ",".join(classifiers)
-    )
-    data_spec, bench_config = cfg.build(
-        doc, data=data if isinstance(data, str) else None, classifiers=names, seed=seed
-    )
-    cfg.check_plugins(doc, bench_config, registry)  # names and parameters before any work
-    if valid_fraction is None:
-        valid_fraction = float(doc.get("train", {}).get("valid_fraction", 0.2))
-    if isinstance(data, Dataset):
-        dataset = data
-    else:
-        source = registry.create("data_source", data_spec.source, **data_spec.params)
-        dataset = source.load(data_spec.location)
-    models = train_models(dataset, bench_config, registry, valid_fraction)
-    if out is not None:
-        save_models(models, out)
-    return models

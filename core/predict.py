@@ -8,7 +8,7 @@ interrupted run continues with ``--resume`` and skips the finished chunks. At th
 writes, each atomically:
 
 - ``candidates.csv`` and ``candidates.fits``: one row per source, in catalog order
-  (:func:`hizkit.model.candidate_table`);
+  (:func:`candidate_table`, with the flags of :func:`source_flags`);
 - ``candidates.reg``: a DS9 region file of the sources predicted high-z or brown dwarf;
 - ``candidates.html``: the ``top`` most probable high-z galaxies and brown dwarfs with
   their cutouts in every band.
@@ -32,9 +32,12 @@ import pandas as pd
 from hizkit import progress
 from hizkit.atomic import refuse_existing, replace_file
 from hizkit.contracts import DataSource
+from hizkit.cuts import detection_magnitude
 from hizkit.dataset import CLASSES, Dataset
 from hizkit.errors import HizkitError
-from hizkit.model import TrainedModel, candidate_table
+from hizkit.model import TrainedModel, load_model
+from hizkit.registry import get_registry
+from hizkit.science import DETECTION_BANDS
 
 SPEC = "predict.json"
 FILES = ("candidates.csv", "candidates.fits", "candidates.reg", "candidates.html")
@@ -70,7 +73,6 @@ def field_source(
     """The data source ``name`` set up to read a field for ``model``: its
     ``field_params`` (no labels needed), then the model's bands and cutout size where the
     source takes them, then ``params`` (the user's, which win)."""
-    from hizkit.registry import get_registry
 
     cls = (registry or get_registry()).get("data_source", name)
     merged = {**cls.field_params, **(params or {})}
@@ -115,7 +117,6 @@ def chunk_task(
     """One chunk on a Dask worker: the model is loaded once per worker process, the
     chunk's rows written atomically to ``path`` (a task retried after a lost worker
     rewrites the same file, so every source appears exactly once)."""
-    from hizkit.model import load_model
     from hizkit.registry import get_registry
 
     key = (model_path, digest)
@@ -259,6 +260,63 @@ def gather_chunks(chunk_dir: Path, n_chunks: int, n_sources: int) -> pd.DataFram
 def read_table(path: Path) -> pd.DataFrame:
     """A candidate table written as CSV (``missing_bands`` stays text, "" when none)."""
     return pd.read_csv(path, converters={"missing_bands": str})
+
+
+# ---------------------------------------------------------------------- candidate table
+
+
+def source_flags(model: TrainedModel, data: Dataset) -> pd.DataFrame:
+    """Per-source flags: ``flag_edge`` (part of the cutout off the mosaic or without
+    coverage), ``flag_missing_band`` with ``missing_bands`` (a band without data at the
+    source: no catalog flux, or no coverage at the cutout centre) and
+    ``flag_outside_domain`` (brighter or fainter in the detection bands than every
+    training source)."""
+    data = data.select_bands([b for b in model.bands if b in data.bands])
+    n = len(data)
+    missing = np.zeros((n, len(data.bands)), dtype=bool)
+    edge = np.zeros(n, dtype=bool)
+    if data.has_photometry:
+        flux, _ = data.photometry()
+        missing |= ~np.isfinite(flux)
+    if data.cutouts is not None:
+        cut = data.cutouts
+        h, w = cut.shape[2:]
+        centre = cut[:, :, h // 2 - 1 : h // 2 + 1, w // 2 - 1 : w // 2 + 1]
+        no_centre = ~np.isfinite(centre).any(axis=(2, 3))
+        missing |= no_centre
+        edge = (~np.isfinite(cut)).any(axis=(2, 3)) & ~no_centre
+        edge = edge.any(axis=1)
+    outside = np.zeros(n, dtype=bool)
+    domain = model.manifest.get("domain") or {}
+    if domain.get("min") is not None and data.has_photometry:
+        mag = detection_magnitude(data.catalog, domain.get("bands", DETECTION_BANDS))
+        with np.errstate(invalid="ignore"):
+            outside = (mag < domain["min"]) | (mag > domain["max"])
+    names = np.array(data.bands)
+    return pd.DataFrame(
+        {
+            "flag_edge": edge,
+            "flag_missing_band": missing.any(axis=1),
+            "missing_bands": [",".join(names[m]) for m in missing],
+            "flag_outside_domain": outside,
+        }
+    )
+
+
+def candidate_table(model: TrainedModel, data: Dataset, proba: np.ndarray) -> pd.DataFrame:
+    """One row per source: ``id, ra, dec, p_lowz, p_highz, p_brown_dwarf, predicted``,
+    the catalog photo-z ``z_phot`` when present (and the ``label`` when the data has one,
+    e.g. simulated fields), then the flags of :func:`source_flags`."""
+    cat = data.catalog
+    table = pd.DataFrame({"id": cat["id"].to_numpy(), "ra": cat["ra"], "dec": cat["dec"]})
+    for i, name in enumerate(CLASSES):
+        table[f"p_{name}"] = proba[:, i]
+    table["predicted"] = np.asarray(CLASSES, dtype=object)[np.argmax(proba, axis=1)]
+    for col in ("z_phot", "label"):
+        if col in cat.columns:
+            table[col] = cat[col].to_numpy()
+    flags = source_flags(model, data)
+    return pd.concat([table.reset_index(drop=True), flags], axis=1)
 
 
 # ---------------------------------------------------------------------- outputs

@@ -9,10 +9,12 @@ Nothing else in hizkit touches ``pm.hook`` directly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -282,7 +284,23 @@ def _own_version() -> str:
         return "0+unknown"
 
 
-@lru_cache(maxsize=1)
+#: the process-wide registry; tests put their own in its place (``use_registry``)
+_CURRENT: list[Registry] = []
+
+
 def get_registry() -> Registry:
     """The process-wide registry (builtins plus installed plugins), built on first use."""
-    return Registry()
+    if not _CURRENT:
+        _CURRENT.append(Registry())
+    return _CURRENT[-1]
+
+
+@contextlib.contextmanager
+def use_registry(registry: Registry) -> Iterator[Registry]:
+    """Make ``registry`` the process-wide one inside the block (tests, embedding)."""
+    get_registry()
+    _CURRENT.append(registry)
+    try:
+        yield registry
+    finally:
+        _CURRENT.remove(registry)

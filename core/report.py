@@ -29,11 +29,10 @@ import pandas as pd
 from rich.table import Table
 
 from hizkit import __version__
-from hizkit.atomic import new_directory, refuse_existing
+from hizkit.atomic import jsonable, refuse_existing, write_directory
 from hizkit.bench import BenchResult
 from hizkit.cuts import describe as cuts_line
 from hizkit.dataset import CLASSES
-from hizkit.errors import HizkitError
 from hizkit.figures import confusion_figure
 
 #: the headline metrics of the terminal table and summary.md (computed by the harness for
@@ -62,21 +61,6 @@ def default_run_dir(base: str | Path = "hizkit-runs") -> Path:
 def check_new_dir(path: Path) -> None:
     """Refuse an output directory that exists (before any work is done)."""
     refuse_existing(path)
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: numpy to Python, NaN to null."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _ms(pair: tuple[float, float]) -> dict[str, float]:
@@ -139,7 +123,7 @@ def results_document(result: BenchResult) -> dict[str, Any]:
             for r in runs
         ]
         doc["classifiers"][spec.label] = entry
-    return _clean(doc)
+    return jsonable(doc)
 
 
 def predictions_frame(result: BenchResult) -> pd.DataFrame:
@@ -362,50 +346,7 @@ def write_run(
     fails) never loses the finished run: it is written again into a recovery directory
     (beside ``out``, else the user cache, else the system temporary directory) and the
     error says where."""
-    if existing == "refuse":
-        refuse_existing(out)
-    target = new_directory(out, existing="sibling")
-    try:
-        with target as tmp:
-            _write_into(tmp, result, models)
-    except Exception as exc:
-        keep_after_failure(Path(out), exc, "run", lambda d: _write_into(d, result, models))
-    return target.path
-
-
-def keep_after_failure(out: Path, exc: Exception, name: str, write) -> None:
-    """``write(directory)`` into a recovery directory after writing ``out`` failed with
-    ``exc``; then raise a one-line error saying where the output is (or re-raise ``exc``,
-    with the location on stderr, when it is a bug rather than a write failure). Files are
-    written essentials first, so a recovery that fails part-way still keeps those."""
-    import sys
-
-    from hizkit.atomic import recovery_dir
-
-    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-    plural = name.endswith("s")
-    user_error = isinstance(exc, OSError | HizkitError)
-    place, problem = None, ""
-    try:
-        place = recovery_dir(name, near=out)
-        write(place)
-    except Exception as again:
-        problem = (again.strerror or str(again)) if isinstance(again, OSError) else str(again)
-        if place is None or not any(place.iterdir()):
-            if not user_error:
-                raise exc from again
-            raise HizkitError(
-                f"could not write {out} ({reason}), nor a recovery copy ({problem}); "
-                f"the finished {name} {'are' if plural else 'is'} lost"
-            ) from None
-    was = "were" if plural else "was"
-    kept = f"the finished {name} {was} kept in {place}"
-    if problem:
-        kept = f"part of the finished {name} was kept in {place} ({problem})"
-    if user_error:
-        raise HizkitError(f"could not write {out} ({reason}); {kept}") from None
-    print(f"hizkit: {kept}", file=sys.stderr)
-    raise exc
+    return write_directory(out, lambda d: _write_into(d, result, models), "run", existing)
 
 
 def _write_into(tmp: Path, result: BenchResult, models: dict[str, Any] | None) -> None:

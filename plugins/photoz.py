@@ -57,6 +57,8 @@ class PhotozClassifier(hizkit.Classifier):
     description = "Template photo-z ceiling: classes from the catalog's z_phot (and its P(z))"
     requires: ClassVar[frozenset] = frozenset()
     preprocessors: ClassVar[tuple[str, ...]] = ()
+    catalog_columns: ClassVar[frozenset[str]] = frozenset({"z_phot"})
+    reference: ClassVar[bool] = True  # the ceiling row of every benchmark
 
     def __init__(self, z_threshold: float = hizkit.Z_HIGH, bd_delta_chi2: float = 0.0) -> None:
         """``z_threshold``: the low-z/high-z boundary (the labels' own). ``bd_delta_chi2``:

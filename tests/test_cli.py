@@ -102,7 +102,7 @@ class ClashingPlugin:
 @pytest.fixture
 def plugged(monkeypatch):
     reg = Registry(autoload=False)
-    monkeypatch.setattr("hizkit.registry.get_registry", lambda: reg)
+    monkeypatch.setattr("hizkit.registry._CURRENT", [reg])
     return reg
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import numpy as np
 import pandas as pd
@@ -16,8 +15,9 @@ import hizkit
 from hizkit.bench import BenchConfig, ClassifierSpec, run_benchmark
 from hizkit.cli import main
 from hizkit.cluster import check_scheduler
-from hizkit.model import save_models, train_models
+from hizkit.model import save_models
 from hizkit.predict import field_source, predict_field
+from hizkit.training import train_models
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
@@ -78,6 +78,17 @@ def test_predict_on_cluster_equals_in_process(model, field, cluster, tmp_path):
     assert there["id"].is_unique
 
 
+class FirstChunkDone(distributed.SchedulerPlugin):
+    """Sets ``done`` when the scheduler learns that a predict chunk task has finished."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def transition(self, key, start, finish, *args, **kwargs) -> None:
+        if finish == "memory" and str(key).startswith("hizkit-chunk-"):
+            self.done.set()
+
+
 def test_predict_survives_a_killed_worker(model, field, cluster, tmp_path):
     client = distributed.Client(cluster)
     pids = list(client.run(os.getpid).values())
@@ -95,11 +106,15 @@ def test_predict_survives_a_killed_worker(model, field, cluster, tmp_path):
             scheduler=cluster.scheduler_address,
         )
 
-    thread = threading.Thread(target=work)
-    thread.start()
-    deadline = time.time() + 120
-    while not list((out / "chunks").glob("chunk-*.csv")) and time.time() < deadline:
-        time.sleep(0.05)
+    first_chunk = FirstChunkDone()  # the scheduler runs in this process: it sets the event
+    cluster.scheduler.add_plugin(first_chunk, name="first-chunk")
+    try:
+        thread = threading.Thread(target=work)
+        thread.start()
+        assert first_chunk.done.wait(timeout=120), "no chunk finished within 120 s"
+    finally:
+        cluster.scheduler.remove_plugin(name="first-chunk")
+    assert list((out / "chunks").glob("chunk-*.csv"))  # a finished task has written its chunk
     killed_while_running = thread.is_alive()
     os.kill(pids[0], signal.SIGKILL)
     thread.join(timeout=300)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from conftest import one_line
 
 import hizkit
 from hizkit.cli import main
@@ -14,16 +15,6 @@ from hizkit.plugins.jades.layouts import LAYOUTS
 from hizkit.registry import Registry
 
 V2 = (LAYOUTS / "jades_v2.toml").read_text()
-
-
-def one_line(call, *needles: str) -> str:
-    with pytest.raises(hizkit.HizkitError) as err:
-        call()
-    message = str(err.value)
-    assert "\n" not in message, message
-    for needle in needles:
-        assert needle in message, message
-    return message
 
 
 @pytest.mark.parametrize(
@@ -88,7 +79,7 @@ def with_plugins(monkeypatch):
         reg = Registry(autoload=False)
         for i, plugin in enumerate(plugins):
             reg.register(plugin, name=f"tests.layouts{i}")
-        monkeypatch.setattr("hizkit.registry.get_registry", lambda: reg)
+        monkeypatch.setattr("hizkit.registry._CURRENT", [reg])
         return reg
 
     return install
@@ -138,6 +129,5 @@ def test_the_cli_reports_a_broken_layout_in_one_line(jades_field, tmp_path, caps
     )
     out = tmp_path / "run"
     rc = main(["bench", "--config", str(cfg), "--classifiers", "colour", "--out", str(out)])
-    err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "bad.toml" in err and "the_grid" in err, err
+    one_line((rc, capsys.readouterr().err), "bad.toml", "the_grid")
     assert not out.exists()

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+from hizkit import NIRCAM_BANDS, Dataset
 from hizkit import config as cfg
+from hizkit.bench import with_references
 from hizkit.errors import HizkitError
+from hizkit.registry import get_registry
 
 
 def test_the_poster_preset_reads_by_name_and_states_the_protocol():
     doc = cfg.read_toml("poster")
-    data, config = cfg.build(doc, ceiling=True)
+    settings = cfg.Settings.load(doc, {}, "bench")  # every value passes the plugins' checks
+    data, config = settings.data, settings.config
     assert data.source == "mock" and data.params["labels"] == "photoz"
     assert data.params["n_extra_brown_dwarfs"] == 0
     assert config.runs == 10 and config.seed == 0
@@ -27,10 +33,7 @@ def test_the_poster_preset_reads_by_name_and_states_the_protocol():
         "augment_batches": False,
     }
     assert doc["preprocessors"]["augment"]["copies"] == 8
-    assert [s.label for s in config.classifiers] == ["cnn", "photoz"]
-    from hizkit.registry import get_registry
-
-    cfg.check_plugins(doc, config, get_registry())  # every value passes the plugins' checks
+    assert [s.label for s in config.classifiers] == ["cnn", "photoz"] and config.references
 
 
 def test_a_file_of_the_same_name_wins_and_missing_names_list_presets(tmp_path, monkeypatch):
@@ -41,25 +44,34 @@ def test_a_file_of_the_same_name_wins_and_missing_names_list_presets(tmp_path, m
         cfg.read_toml("postr")
 
 
+def _labels(doc, classifiers, command="bench", columns=("z_phot",)):
+    settings = cfg.Settings.load(doc, {"classifiers": classifiers}, command)
+    catalog = pd.DataFrame({"id": [1], "ra": [0.0], "dec": [0.0], **{c: [1.0] for c in columns}})
+    data = Dataset(catalog, NIRCAM_BANDS)
+    return [s.label for s in with_references(data, settings.config, get_registry()).classifiers]
+
+
 def test_the_ceiling_joins_every_benchmark_unless_turned_off():
-    _, config = cfg.build({}, classifiers="cnn,rf", ceiling=True)
-    assert [s.label for s in config.classifiers] == ["cnn", "rf", "photoz"]
-    _, config = cfg.build({"bench": {"ceiling": False}}, classifiers="cnn", ceiling=True)
-    assert [s.label for s in config.classifiers] == ["cnn"]
-    _, config = cfg.build({}, classifiers="cnn,photoz", ceiling=True)
-    assert [s.label for s in config.classifiers] == ["cnn", "photoz"]  # not twice
-    _, config = cfg.build({}, classifiers="xgb")  # training, ablation: no ceiling
-    assert [s.label for s in config.classifiers] == ["xgb"]
-    with pytest.raises(HizkitError, match="ceiling must be true or false"):
-        cfg.build({"bench": {"ceiling": "yes"}}, ceiling=True)
+    assert _labels({}, "cnn,rf") == ["cnn", "rf", "photoz"]
+    assert _labels({"bench": {"ceiling": False}}, "cnn") == ["cnn"]
+    assert _labels({}, "cnn,photoz") == ["cnn", "photoz"]  # not twice
+    assert _labels({}, "xgb", command="train") == ["xgb"]  # training, ablation: no ceiling
+    assert _labels({}, "xgb", command="ablate") == ["xgb"]
+    with pytest.raises(HizkitError, match=r"\[bench\] ceiling must be true or false"):
+        cfg.Settings.load({"bench": {"ceiling": "yes"}}, {}, "bench")
 
 
 def test_the_ceiling_leaves_when_the_catalog_has_no_photo_z():
-    _, config = cfg.build({}, classifiers="xgb", ceiling=True)
-    kept = cfg.without_unavailable_ceiling(config, pd.Index(["id", "z_phot"]))
-    assert [s.label for s in kept.classifiers] == ["xgb", "photoz"]
-    dropped = cfg.without_unavailable_ceiling(config, pd.Index(["id", "flux_F444W"]))
-    assert [s.label for s in dropped.classifiers] == ["xgb"]
+    assert _labels({}, "xgb", columns=("z_phot",)) == ["xgb", "photoz"]
+    assert _labels({}, "xgb", columns=("flux_F444W",)) == ["xgb"]
+
+
+def test_a_reference_row_is_a_plugin_declaration_not_a_name_in_the_core():
+    photoz = get_registry().get("classifier", "photoz")
+    assert photoz.reference and photoz.catalog_columns == {"z_phot"}
+    core = Path(cfg.__file__).parent
+    for module in ("config.py", "bench.py", "cli.py", "training.py", "model.py"):
+        assert '"photoz"' not in (core / module).read_text(), module
 
 
 def test_hizkit_bench_reports_the_ceiling_row(tmp_path):

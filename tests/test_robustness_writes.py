@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_robustness import cli, one_line  # noqa: F401 - the fixture
+from conftest import one_line
+from test_robustness import cli  # noqa: F401 - the fixture
 
 from hizkit import atomic
 
@@ -84,7 +85,7 @@ def test_outputs_follow_the_umask(tmp_path):
 
 def test_too_long_name_is_refused_before_work(cli, tmp_path):  # noqa: F811
     long = tmp_path / ("x" * 300)
-    one_line(*cli("bench", "--data", "boom", "--classifiers", "colour", "--out", str(long)))
+    one_line(cli("bench", "--data", "boom", "--classifiers", "colour", "--out", str(long)))
 
 
 def _bench(cli, out: Path):  # noqa: F811
@@ -134,7 +135,7 @@ def test_write_failure_keeps_the_run(cli, tmp_path, monkeypatch, fail):  # noqa:
     out = tmp_path / "r"
     if fail == "disk full":
         rc, err = _bench(cli, out)
-        one_line(rc, err, "No space left on device", "kept in")
+        one_line((rc, err), "No space left on device", "kept in")
     else:
         with pytest.raises(ZeroDivisionError):
             _bench(cli, out)
@@ -182,21 +183,21 @@ def test_simulate_checks_the_output_before_simulating(cli, tmp_path):  # noqa: F
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     rc, err = cli("simulate", "--out", str(blocker / "sim"), "--n-lowz", "1")
-    one_line(rc, err, "is a file, not a directory")
+    one_line((rc, err), "is a file, not a directory")
 
 
 def test_trained_models_are_kept_when_out_is_taken(cli, tmp_path, monkeypatch):  # noqa: F811
-    import hizkit.model
+    import hizkit.cli
 
     out = tmp_path / "models"
-    real = hizkit.model.train_models
+    real = hizkit.cli.train_models
 
     def and_meanwhile(*args, **kwargs):
         models = real(*args, **kwargs)
         out.mkdir()  # someone else's models appeared at --out during training
         return models
 
-    monkeypatch.setattr(hizkit.model, "train_models", and_meanwhile)
+    monkeypatch.setattr(hizkit.cli, "train_models", and_meanwhile)
     rc, err = cli("train", "--data", "tiny", "--classifiers", "colour", "--out", str(out))
     assert rc == 0, err
     assert "appeared while hizkit was working" in err and "models-2" in err

@@ -14,7 +14,8 @@ import hizkit
 from hizkit import predict as predict_mod
 from hizkit.bench import BenchConfig, ClassifierSpec
 from hizkit.cli import main
-from hizkit.model import load_model, save_models, train_models
+from hizkit.model import load_model, save_models
+from hizkit.training import train_models
 
 FAST = {"xgb": {"n_estimators": 20}, "logistic": {}, "colour": {}}
 
