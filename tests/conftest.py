@@ -55,6 +55,28 @@ def tiny_dataset(n_per_class: int = 30, seed: int = 0, size: int = 16) -> Datase
     )
 
 
+def one_line(outcome, *needles: str) -> str:
+    """Assert a one-line error that contains every needle, and return it.
+
+    ``outcome`` is a callable, which must raise :class:`hizkit.HizkitError`, or a command's
+    ``(exit status, stderr)`` (the ``cli`` fixture's answer), which must be status 2 and
+    one ``hizkit: error:`` line without a traceback."""
+    if callable(outcome):
+        with pytest.raises(hizkit.HizkitError) as err:
+            outcome()
+        message = str(err.value)
+    else:
+        rc, err_text = outcome
+        assert rc == 2, err_text
+        assert err_text.startswith("hizkit: error: ") and err_text.endswith("\n"), err_text
+        assert "Traceback" not in err_text, err_text
+        message = err_text[:-1]
+    assert "\n" not in message, message
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
 class TinySource(hizkit.DataSource):
     name = "tiny"
     description = "A few well-separated synthetic sources for the core's tests"

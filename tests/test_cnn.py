@@ -99,11 +99,46 @@ def test_keep_freed_memory_restores_glibc_defaults_once(monkeypatch):
 
 
 def test_keep_freed_memory_runs_on_the_real_allocator():
-    from hizkit.plugins.cnn import keep_freed_memory
+    """On glibc itself: inside, a buffer above the largest mmap threshold (32 MB) comes
+    from the heap, not a fresh mapping; after, the defaults are back and it is mapped."""
+    import ctypes
+
+    from hizkit.plugins.cnn import keep_freed_memory, memory
+
+    libc = memory._libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd",
+                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+            )
+        ]  # fmt: skip
+
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size = 64 * 2**20
+
+    def mapped_by_one_malloc() -> int:
+        """Bytes in mmapped chunks that one ``size`` allocation adds."""
+        before = libc.mallinfo2().hblkhd
+        ptr = libc.malloc(size)
+        assert ptr
+        try:
+            return libc.mallinfo2().hblkhd - before
+        finally:
+            libc.free(ptr)
 
     with keep_freed_memory():
-        x = torch.ones(4, 1024, 1024)
+        x = torch.ones(4, 1024, 1024)  # 16 MB through torch's allocator too
         del x
+        assert mapped_by_one_malloc() == 0  # from the heap, kept for reuse
+    assert memory._depth == 0
+    assert mapped_by_one_malloc() >= size  # glibc's defaults back: mapped again
 
 
 def test_learning_rate_schedules():

@@ -10,8 +10,9 @@ import shutil
 import numpy as np
 import pytest
 from astropy.io import fits
+from conftest import one_line
 from schema_fixtures import make_sources, write_jades_v2
-from test_robustness import cli, one_line  # noqa: F401 - the fixture
+from test_robustness import cli  # noqa: F401 - the fixture
 
 import hizkit
 from hizkit.plugins.jades import JadesSource
@@ -161,7 +162,7 @@ def test_duplicate_ids_reach_the_cli_as_one_line(copy, cli, tmp_path):  # noqa: 
     rc, err = cli(
         "bench", "--data", f"jades:{copy}", "--classifiers", "colour", "--out", str(tmp_path / "r")
     )
-    one_line(rc, err, "repeats values")
+    one_line((rc, err), "repeats values")
 
 
 def test_missing_final_padding_only_is_read(copy):
