@@ -15,8 +15,9 @@ import hizkit
 from hizkit.bench import BenchConfig, ClassifierSpec, run_benchmark
 from hizkit.cli import main
 from hizkit.cluster import check_scheduler
-from hizkit.model import save_models, train_models
+from hizkit.model import save_models
 from hizkit.predict import field_source, predict_field
+from hizkit.training import train_models
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow

@@ -79,7 +79,7 @@ def with_plugins(monkeypatch):
         reg = Registry(autoload=False)
         for i, plugin in enumerate(plugins):
             reg.register(plugin, name=f"tests.layouts{i}")
-        monkeypatch.setattr("hizkit.registry.get_registry", lambda: reg)
+        monkeypatch.setattr("hizkit.registry._CURRENT", [reg])
         return reg
 
     return install

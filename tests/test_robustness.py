@@ -76,7 +76,7 @@ def cli(monkeypatch, capsys):
     reg = Registry(autoload=False)
     reg.register(TinyPlugin(), name="tests.tiny")
     reg.register(FaultPlugin(), name="tests.faults")
-    monkeypatch.setattr("hizkit.registry.get_registry", lambda: reg)
+    monkeypatch.setattr("hizkit.registry._CURRENT", [reg])
 
     def run(*args: str) -> tuple[int, str]:
         capsys.readouterr()
@@ -145,7 +145,7 @@ def test_misspelt_sections_are_named(cli, tmp_path, section, needle):
     [
         ("[bench]\nruns = 2.7", "runs must be a whole number, got 2.7"),
         ('[bench]\nruns = "2"', "runs must be a whole number"),
-        ("[bench]\nseed = -1", "--seed must be at least 0"),
+        ("[bench]\nseed = -1", "[bench] seed must be at least 0"),
         ("[bench]\nseed = true", "seed must be a whole number"),
         ("data = 5", "[data] must be a table"),
         ("[data]\nsource = 5", "[data] source must be a non-empty string"),
@@ -193,7 +193,7 @@ def test_bad_train_and_predict_settings(cli, tmp_path):
             *("--model", str(tmp_path), "--data", "boom", "--out", str(tmp_path / "o")),
             *("--chunk-size", "0"),
         ),
-        "chunk_size",
+        "--chunk-size must be at least 1",
     )
 
 

@@ -187,17 +187,17 @@ def test_simulate_checks_the_output_before_simulating(cli, tmp_path):  # noqa: F
 
 
 def test_trained_models_are_kept_when_out_is_taken(cli, tmp_path, monkeypatch):  # noqa: F811
-    import hizkit.model
+    import hizkit.cli
 
     out = tmp_path / "models"
-    real = hizkit.model.train_models
+    real = hizkit.cli.train_models
 
     def and_meanwhile(*args, **kwargs):
         models = real(*args, **kwargs)
         out.mkdir()  # someone else's models appeared at --out during training
         return models
 
-    monkeypatch.setattr(hizkit.model, "train_models", and_meanwhile)
+    monkeypatch.setattr(hizkit.cli, "train_models", and_meanwhile)
     rc, err = cli("train", "--data", "tiny", "--classifiers", "colour", "--out", str(out))
     assert rc == 0, err
     assert "appeared while hizkit was working" in err and "models-2" in err
