@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hizkit.plugins.baselines",
     "hizkit.plugins.colour",
     "hizkit.plugins.xgb",
+    "hizkit.plugins.xgb_phot",
     "hizkit.plugins.rf",
     "hizkit.plugins.cnn",
     "hizkit.plugins.photoz",
