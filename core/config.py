@@ -81,6 +81,7 @@ def whole(minimum: int) -> Check:
             raise HizkitError(f"{where} must be at least {minimum}, got {value}")
         return int(value)
 
+    check.flag_type = int  # type: ignore[attr-defined]
     return check
 
 
@@ -90,6 +91,9 @@ def fraction(value: Any, where: str) -> float:
     if not ok or not math.isfinite(value) or not 0 < value < 1:
         raise HizkitError(f"{where} must lie between 0 and 1 (exclusive), got {value!r}")
     return float(value)
+
+
+fraction.flag_type = float  # type: ignore[attr-defined]
 
 
 def boolean(value: Any, where: str) -> bool:
@@ -120,7 +124,12 @@ def names(value: Any, where: str) -> list[str]:
 
 def optional(check: Check) -> Check:
     """``check``, or None for a setting left unset (``evaluators``: every registered one)."""
-    return lambda value, where: None if value is None else check(value, where)
+
+    def maybe(value: Any, where: str) -> Any:
+        return None if value is None else check(value, where)
+
+    maybe.flag_type = getattr(check, "flag_type", str)  # type: ignore[attr-defined]
+    return maybe
 
 
 def fractions(value: Any, where: str) -> tuple[float, float, float]:
@@ -161,12 +170,9 @@ class Option:
         return self.defaults.get(command, self.default)
 
     def flag_type(self) -> Callable[[str], Any]:
-        """How argparse reads the flag's text before the check sees it."""
-        if self.check is fraction:
-            return float
-        if isinstance(self.default, int) and not isinstance(self.default, bool):
-            return int
-        return str
+        """How argparse reads the flag's text before the check sees it (a check's
+        ``flag_type``: ``int`` for :func:`whole`, ``float`` for :func:`fraction`)."""
+        return getattr(self.check, "flag_type", str)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -226,11 +232,14 @@ OPTIONS: tuple[Option, ...] = (
         ("predict",), metavar="S",
     ),
 )  # fmt: skip
-#: the keys each table takes (for the file's check)
-TABLE_KEYS: dict[str, set[str]] = {}
-for _option in OPTIONS:
-    TABLE_KEYS.setdefault(_option.table, set()).add(_option.key)
-SECTIONS = {*PLUGIN_TABLES, *TABLE_KEYS}
+
+
+def table_keys() -> dict[str, set[str]]:
+    """The keys each settings table takes (for the file's check)."""
+    keys: dict[str, set[str]] = {}
+    for option in OPTIONS:
+        keys.setdefault(option.table, set()).add(option.key)
+    return keys
 
 
 def options(command: str) -> list[Option]:
@@ -288,11 +297,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 def check_document(doc: Mapping[str, Any], prefix: str = "") -> None:
     """The document's shape: known tables, tables where tables belong, known keys."""
-    unknown = set(doc) - SECTIONS
+    tables = table_keys()
+    sections = {*PLUGIN_TABLES, *tables}
+    unknown = set(doc) - sections
     if unknown:
         raise HizkitError(
             f"{prefix}unknown section(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(SECTIONS))}"
+            f"known: {', '.join(sorted(sections))}"
         )
     for name, value in doc.items():
         if not isinstance(value, dict):
@@ -306,7 +317,7 @@ def check_document(doc: Mapping[str, Any], prefix: str = "") -> None:
                 raise HizkitError(
                     f"{prefix}[{name}.{key}] must be a table of parameters, got {key} = {value!r}"
                 )
-    for table, keys in TABLE_KEYS.items():
+    for table, keys in tables.items():
         bad = set(doc.get(table, {})) - keys
         if bad:
             raise HizkitError(

@@ -63,7 +63,7 @@ def test_every_option_is_a_flag_a_file_key_and_a_setting():
         "command"
     ].choices
     for option in cfg.OPTIONS:
-        assert option.key in cfg.TABLE_KEYS[option.table]
+        assert option.key in cfg.table_keys()[option.table]
         for command in option.commands:
             flags = {o for a in commands[command]._actions for o in a.option_strings}
             assert (option.flag_name in flags) == option.flag, (command, option.key)
@@ -99,3 +99,26 @@ def test_hizkit_train_from_python_goes_through_the_same_settings(bare):
         hizkit.train("tiny", "centroid", config={"train": {"valid_fraction": "half"}})
     models = hizkit.train("tiny", "centroid", config={"train": {"valid_fraction": 0.5}})
     assert models["centroid"].manifest["metrics"]["n"] == 45  # half of 90 sources
+
+
+def test_adding_a_setting_is_one_entry(monkeypatch, capsys):
+    """CONTRIBUTING's worked example, done: one Option, and the flag, the file key, the
+    check and the setting exist."""
+    cap = cfg.Option(
+        "predict", "max_sources", cfg.optional(cfg.whole(1)), None,
+        "classify only the first N sources of the catalog (default: all)",
+        ("predict",), metavar="N",
+    )  # fmt: skip
+    monkeypatch.setattr(cfg, "OPTIONS", (*cfg.OPTIONS, cap))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["predict", "--help"])
+    assert "--max-sources N" in capsys.readouterr().out
+    args = build_parser().parse_args(
+        ["predict", "--model", "m", "--out", "o", "--max-sources", "7"]
+    )
+    assert cfg.Settings.load({}, vars(args), "predict").predict.max_sources == 7
+    assert (
+        cfg.Settings.load({"predict": {"max_sources": 3}}, {}, "predict").predict.max_sources == 3
+    )
+    with pytest.raises(HizkitError, match=r"^\[predict\] max_sources must be at least 1"):
+        cfg.Settings.load({"predict": {"max_sources": 0}}, {}, "predict")
