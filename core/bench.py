@@ -32,6 +32,9 @@ from hizkit.contracts import (
 )
 from hizkit.dataset import CLASSES, Dataset, Split, check_fractions, make_split, require_classes
 from hizkit.errors import HizkitError
+from hizkit.field import MIN_PURITY, calibrate
+from hizkit.field import evaluate as evaluate_field
+from hizkit.field import headline as field_headline
 from hizkit.metrics import headline
 from hizkit.registry import Registry, get_registry
 from hizkit.science import require_bands
@@ -66,6 +69,8 @@ class BenchConfig:
     evaluator_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: add every registered reference classifier (``Classifier.reference``) as a row
     references: bool = False
+    #: the purity the field test's lists are selected at (:mod:`hizkit.field`)
+    min_purity: float = MIN_PURITY
 
     def validate(self) -> None:
         if not self.classifiers:
@@ -96,6 +101,8 @@ class ClassifierRun:
     #: the fitted preprocessors that apply to new data, in order (what a model keeps)
     steps: list[Preprocessor] = field(default_factory=list)
     diagnostics: Diagnostics | None = None
+    #: the field test (:func:`hizkit.field.evaluate`), when the dataset has one
+    field: dict[str, Any] | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -107,6 +114,8 @@ class ClassifierRun:
         }
         for ev in self.evaluations.values():
             out.update(ev.metrics)
+        if self.field is not None:
+            out.update(field_headline(self.field))
         out.update(self.headline.metrics)
         return out
 
@@ -178,7 +187,7 @@ class Pipeline:
         self.registry = registry
         self.config = config
         self._whole_cache: dict[
-            tuple[str, ...], tuple[Dataset, Dataset | None, list[Preprocessor]]
+            tuple[str, ...], tuple[Dataset, Dataset | None, Dataset | None, list[Preprocessor]]
         ] = {}
 
     def make(self, name: str, seed: int) -> Preprocessor:
@@ -188,17 +197,21 @@ class Pipeline:
             params.setdefault("seed", seed)
         return cls.create(**params)  # type: ignore[return-value]
 
-    def _whole(self, names: tuple[str, ...]) -> tuple[Dataset, Dataset | None, list[Preprocessor]]:
-        """The dataset (and its training-only extras) after leading per-source steps."""
+    def _whole(
+        self, names: tuple[str, ...]
+    ) -> tuple[Dataset, Dataset | None, Dataset | None, list[Preprocessor]]:
+        """The dataset, its training-only extras and its field test after leading
+        per-source steps."""
         if names not in self._whole_cache:
-            data, extra = self.dataset, self.dataset.extra_train
+            data, extra, fld = self.dataset, self.dataset.extra_train, self.dataset.field
             steps = []
             for name in names:
                 step = self.make(name, self.config.seed)
                 data = step.transform(data)
                 extra = None if extra is None else step.transform(extra)
+                fld = None if fld is None else step.transform(fld)
                 steps.append(step)
-            self._whole_cache[names] = (data, extra, steps)
+            self._whole_cache[names] = (data, extra, fld, steps)
         return self._whole_cache[names]
 
     def prepare(self, chain: tuple[str, ...], split: Split) -> tuple[Dataset, Dataset, Dataset]:
@@ -207,14 +220,15 @@ class Pipeline:
 
     def fit_chain(
         self, chain: tuple[str, ...], split: Split
-    ) -> tuple[Dataset, Dataset, Dataset, list[Preprocessor]]:
+    ) -> tuple[Dataset, Dataset, Dataset, list[Preprocessor], Dataset | None]:
         """As :meth:`prepare`, plus the fitted steps that apply to new data (in order;
-        training-only steps left out): what a saved model keeps."""
+        training-only steps left out): what a saved model keeps; and the field test
+        through the same steps (None without one)."""
         classes = [self.registry.get("preprocessor", n) for n in chain]
         n_lead = 0
         while n_lead < len(classes) and classes[n_lead].per_source:
             n_lead += 1
-        whole, extra, lead = self._whole(chain[:n_lead])
+        whole, extra, fld, lead = self._whole(chain[:n_lead])
         steps = [s for s in lead if not s.training_only]
         train = whole.subset(split.train)
         if extra is not None and len(extra):
@@ -227,8 +241,9 @@ class Pipeline:
                 continue
             step.fit(train)
             train, valid, test = step.transform(train), step.transform(valid), step.transform(test)
+            fld = None if fld is None else step.transform(fld)
             steps.append(step)
-        return train, valid, test, steps
+        return train, valid, test, steps, fld
 
 
 def unmet_needs(cls: type[Classifier], data: Dataset) -> list[str]:
@@ -311,6 +326,8 @@ class Fitted:
     valid: Dataset
     test: Dataset
     fit_seconds: float
+    #: the field test through the fitted chain (None without one)
+    field: Dataset | None = None
 
 
 def fit_classifier(
@@ -327,10 +344,25 @@ def fit_classifier(
     if "seed" in cls.param_names():
         params.setdefault("seed", seed)
     clf: Classifier = cls.create(**params)  # type: ignore[assignment]
-    train, valid, test, steps = pipeline.fit_chain(chain, split)
+    train, valid, test, steps, fld = pipeline.fit_chain(chain, split)
     t0 = time.perf_counter()
     clf.fit(train, valid)
-    return Fitted(clf, steps, train, valid, test, time.perf_counter() - t0)
+    return Fitted(clf, steps, train, valid, test, time.perf_counter() - t0, fld)
+
+
+def field_test(fitted: Fitted, label: str, min_purity: float, seed: int) -> dict[str, Any]:
+    """The fitted classifier on the field test (:func:`hizkit.field.evaluate`),
+    calibrated on its validation part at the prior it was trained at."""
+    assert fitted.field is not None
+    clf = fitted.classifier
+    proba = _check_proba(label, clf.predict_proba(fitted.field), len(fitted.field))
+    valid = fitted.valid if len(fitted.valid) else None
+    calibration = calibrate(
+        None if valid is None else clf.predict_proba(valid),
+        None if valid is None else valid.y,
+        clf.training_prior(fitted.train.y),
+    )
+    return evaluate_field(fitted.field, proba, calibration, min_purity=min_purity, seed=seed)
 
 
 def run_one(
@@ -351,6 +383,10 @@ def run_one(
     predict_seconds = time.perf_counter() - t0
     y_test = test.y
     evaluations = {n: e.evaluate(y_test, proba, test, clf) for n, e in evaluators.items()}
+    field_section = None
+    if fitted.field is not None:
+        progress.log(f"{spec.label}: the field test ({len(fitted.field)} sources)")
+        field_section = field_test(fitted, spec.label, pipeline.config.min_purity, seed)
     return ClassifierRun(
         spec.label,
         run,
@@ -363,6 +399,7 @@ def run_one(
         headline=headline(y_test, proba),
         steps=fitted.steps,
         diagnostics=clf.diagnostics(),
+        field=field_section,
     )
 
 

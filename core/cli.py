@@ -74,6 +74,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     path = report.write_run(result, out, models=models, existing="sibling")
     WRITTEN.append(path)
     console.print(report.results_table(result))
+    field = report.field_table(result)
+    if field is not None:
+        console.print(field)
     console.print(f"report: [bold]{path / 'report.html'}[/]  results: {path / 'results.json'}")
     return 0
 

@@ -53,6 +53,7 @@ from hizkit.bench import BenchConfig, ClassifierSpec
 from hizkit.cluster import check_scheduler
 from hizkit.dataset import Dataset, check_fractions
 from hizkit.errors import HizkitError
+from hizkit.field import MIN_PURITY
 from hizkit.registry import Registry, get_registry
 from hizkit.report import default_run_dir
 
@@ -202,6 +203,11 @@ OPTIONS: tuple[Option, ...] = (
         "bench", "ceiling", boolean, True,
         "add the reference rows (the photoz template-fitting ceiling) to the comparison",
         ("bench",), flag=False,
+    ),
+    Option(
+        "bench", "min_purity", fraction, MIN_PURITY,
+        "the purity the field test's candidate lists are selected at (default %(default)s)",
+        ("bench",), metavar="P",
     ),
     Option(
         "bench", "out", optional(text), None,
@@ -459,6 +465,7 @@ class Settings:
             preprocessor_params=dict(self.preprocessor_params),
             evaluator_params=dict(self.evaluator_params),
             references=bool(bench.get("ceiling", False)) and is_bench,
+            min_purity=bench.get("min_purity", MIN_PURITY),
         )
 
     def check(self, doc: Mapping[str, Any], registry: Registry) -> None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from hizkit.calibration import training_prior
 from hizkit.dataset import CLASSES, Dataset
 from hizkit.errors import HizkitError
 
@@ -210,6 +211,15 @@ class Classifier(Saveable, Plugin, ABC):
     def predict(self, data: Dataset) -> np.ndarray:
         """Return class names, one per source."""
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(data), axis=1)]
+
+    def training_prior(self, y: np.ndarray) -> np.ndarray:
+        """The class prior at which its probabilities are posteriors, given its training
+        labels ``y``: uniform over the classes present when it weighs the classes equally
+        (a ``class_weight="balanced"`` parameter, scikit-learn's convention), else their
+        frequencies. Calibration and the shift to a field's priors start from it
+        (:mod:`hizkit.field`); override it when the classifier differs."""
+        balanced = getattr(self, "class_weight", None) == "balanced"
+        return training_prior(y, "balanced" if balanced else None)
 
     def diagnostics(self) -> Diagnostics | None:
         """What the fitted classifier can show about itself (training history, an

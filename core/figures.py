@@ -92,3 +92,48 @@ def confusion_figure(confusions: dict[str, list], out: Path) -> Path:
     save_atomically(fig, out)
     plt.close(fig)
     return Path(out)
+
+
+def field_figure(sections: dict, out: Path) -> Path:
+    """The field test at a glance: purity against completeness of the ranked high-z and
+    brown-dwarf lists (each classifier's curve, its operating point marked), and the
+    high-z list's purity in bins of measured S/N with 68 % Wilson intervals."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (label, sec) in enumerate(sections.items()):
+        colour = colours[k % len(colours)]
+        for ax, name in zip(axes[:2], ("highz", "brown_dwarf")):
+            entry = sec["lists"][name]
+            curve = entry["curve"]
+            ax.plot(curve["completeness"], curve["purity"], color=colour, label=label, lw=1.2)
+            point = entry["all"]
+            ax.plot(
+                point["completeness"]["value"], point["purity"]["value"], "o", color=colour, ms=5
+            )
+        bins = sec["lists"]["highz"]["by_snr"]
+        mids = np.sqrt([b["lo"] * min(b["hi"], 4 * b["lo"]) for b in bins])
+        value = np.array([b["purity"]["value"] for b in bins], dtype=float)
+        low = np.array([b["purity"]["low"] for b in bins], dtype=float)
+        high = np.array([b["purity"]["high"] for b in bins], dtype=float)
+        shift = 1 + 0.04 * (k - len(sections) / 2)
+        axes[2].errorbar(
+            mids * shift, value, yerr=np.clip([value - low, high - value], 0, None),
+            fmt="o-", color=colour,
+            label=label, ms=4, capsize=2,
+        )  # fmt: skip
+    titles = ("high-z list (z ≥ 4), ranked", "brown-dwarf list, ranked")
+    for ax, title in zip(axes[:2], titles):
+        ax.set(xlabel="completeness", ylabel="purity", title=title, xlim=(0, 1), ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+    axes[2].set(
+        xscale="log", xlabel="measured detection S/N", ylabel="purity of the high-z list",
+        title="high-z purity by S/N (most probable class)", ylim=(0, 1.02),
+    )  # fmt: skip
+    axes[2].grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle("field test at the sky's mix (dots: the most probable class)", fontsize=10)
+    fig.tight_layout()
+    save_atomically(fig, out)
+    plt.close(fig)
+    return out

@@ -33,7 +33,7 @@ from hizkit.atomic import jsonable, refuse_existing, write_directory
 from hizkit.bench import BenchResult
 from hizkit.cuts import describe as cuts_line
 from hizkit.dataset import CLASSES
-from hizkit.figures import confusion_figure
+from hizkit.figures import confusion_figure, field_figure
 
 #: the headline metrics of the terminal table and summary.md (computed by the harness for
 #: every classifier, :mod:`hizkit.metrics`), with their short headers
@@ -78,7 +78,28 @@ def results_document(result: BenchResult) -> dict[str, Any]:
             tpr: {CLASS: {mean, std}}, tnr: {CLASS: {mean, std}},
             accuracy, fit_seconds, predict_seconds: {mean, std},
             metrics: {NAME: {mean, std, values: [per run]}},
-            runs: [{run, seed, confusion, metrics: {...}, details: {EVALUATOR: {...}}}]}}
+            runs: [{run, seed, confusion, metrics: {...}, details: {EVALUATOR: {...}}}],
+            field: {runs: [FIELD per run]}}}       # only when the data has a field test
+
+    ``tpr``, ``tnr``... as below. ``FIELD`` (:func:`hizkit.field.evaluate`) is::
+
+        n_sources, weight (sources on the sky), temperature, min_purity,
+        priors: {train, estimated (EM on the field's own outputs), true}: [lowz, highz, bd]
+        lists: {highz | brown_dwarf: {
+            all | snr_5_10 | snr_10: LIST + ranked: {purity_at_completeness_0.5, _0.8},
+            at_min_purity: {threshold, stated_purity, stated_completeness, achieved: LIST},
+            curve: {purity, completeness, threshold}: [..],
+            by_snr | by_magnitude | by_photoz: [{lo, hi, n_selected, weight_selected,
+                                                 purity, purity_catastrophic}],
+            by_true_z: [{lo, hi, n_true, weight_true, completeness}],
+            ece: {raw, calibrated}}}
+
+    ``LIST`` is :func:`hizkit.purity.list_metrics`' dict (purity, completeness and
+    purity against catastrophic interlopers, each ``{value, low, high, n, n_eff}`` with a
+    68 % Wilson interval at Kish's effective size; interlopers by class and kind). The
+    operating point is the most probable class at the estimated priors; ``at_min_purity``
+    picks its threshold on one half of the field and is measured on the other. The
+    scalars of run ``i`` are also under ``metrics`` as ``field_*``.
 
     ``tpr``, ``tnr``, ``accuracy`` and ``confusion`` (rows true, columns predicted, in the
     order of ``classes``) are the core's (:mod:`hizkit.metrics`), present whatever
@@ -122,6 +143,8 @@ def results_document(result: BenchResult) -> dict[str, Any]:
             }
             for r in runs
         ]
+        if any(r.field is not None for r in runs):
+            entry["field"] = {"runs": [r.field for r in runs]}
         doc["classifiers"][spec.label] = entry
     return jsonable(doc)
 
@@ -219,8 +242,9 @@ def summary_markdown(result: BenchResult, figures: list[Path]) -> str:
             for s in result.config.classifiers
         ],
     )
+    lines += field_markdown(result)
     labels = list(summary)
-    names = sorted({n for stats in summary.values() for n in stats})
+    names = sorted({n for stats in summary.values() for n in stats if not n.startswith("field_")})
     lines += ["", "## All metrics", "", "Mean ± std over runs, as recorded (not in percent).", ""]
     lines += _md_table(
         ["metric", *labels],
@@ -229,6 +253,135 @@ def summary_markdown(result: BenchResult, figures: list[Path]) -> str:
     if figures:
         lines += ["", "## Figures", ""] + [f"- [{p.name}](figures/{p.name})" for p in figures]
     return "\n".join(lines) + "\n"
+
+
+def _pct(fraction: dict[str, float] | None) -> str:
+    """A weighted fraction as ``value [low, high]`` in percent ("-" when undefined)."""
+    if not fraction or fraction.get("value") is None or not math.isfinite(fraction["value"]):
+        return "-"
+    return (
+        f"{100 * fraction['value']:.0f} [{100 * fraction['low']:.0f}, {100 * fraction['high']:.0f}]"
+    )
+
+
+def _num(value: float | None, digits: int = 2, pct: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{100 * value:.0f}" if pct else f"{value:.{digits}f}"
+
+
+def field_sections(result: BenchResult) -> dict[str, dict[str, Any]]:
+    """Each label's field section of its first run (labels without one left out)."""
+    return {
+        label: runs[0].field
+        for label, runs in result.by_label().items()
+        if runs and runs[0].field is not None
+    }
+
+
+FIELD_HEAD = [
+    "classifier", "selected", "purity %", "completeness %", "purity S/N≥10 %",
+    "compl. S/N≥10 %", "catastrophic-only purity S/N≥10 %", "purity S/N 5-10 %",
+    "purity at compl. 50 / 80 %", "at min purity: stated / achieved / compl. %", "ECE raw → cal.",
+]  # fmt: skip
+
+
+def field_rows(sections: dict[str, dict[str, Any]], name: str) -> list[list[str]]:
+    """One row per classifier for the list ``name`` (high-z or brown dwarfs)."""
+    rows = []
+    for label, sec in sections.items():
+        e = sec["lists"][name]
+        a, hi, lo = e["all"], e["snr_10"], e["snr_5_10"]
+        ranked = a["ranked"]
+        pick = e["at_min_purity"]
+        rows.append(
+            [
+                label,
+                f"{a['weight_selected']:.0f}",
+                _pct(a["purity"]),
+                _pct(a["completeness"]),
+                _pct(hi["purity"]),
+                _pct(hi["completeness"]),
+                _pct(hi["purity_catastrophic"]),
+                _pct(lo["purity"]),
+                f"{_num(ranked['purity_at_completeness_0.5'], pct=True)} / "
+                f"{_num(ranked['purity_at_completeness_0.8'], pct=True)}",
+                f"{_num(pick['stated_purity'], pct=True)} / "
+                f"{_num(pick['achieved']['purity']['value'], pct=True)} / "
+                f"{_num(pick['achieved']['completeness']['value'], pct=True)}",
+                f"{_num(e['ece']['raw'], 3)} → {_num(e['ece']['calibrated'], 3)}",
+            ]
+        )
+    return rows
+
+
+def field_markdown(result: BenchResult) -> list[str]:
+    """summary.md's field section: the candidate lists each classifier hands a user on
+    a whole field at the sky's mix (nothing when the data has no field test)."""
+    sections = field_sections(result)
+    if not sections:
+        return []
+    first = next(iter(sections.values()))
+    true = first["priors"]["true"]
+    lines = [
+        "",
+        "## The field test: candidate lists at the sky's mix",
+        "",
+        f"{first['n_sources']} sources detected in a simulated field "
+        f"({first['weight']:.0f} on the sky after the importance weights of its enriched "
+        f"rare kinds); true class priors low-z / high-z / brown dwarf "
+        f"{' / '.join(f'{100 * p:.2f}' for p in true)} %. Each classifier is calibrated on "
+        "its validation part, the field's priors are estimated from its own outputs (EM), "
+        "and a source joins a list when that class is the most probable. Run 1 "
+        f"(seed {result.splits[0].seed}); weighted percentages with 68 % Wilson intervals; "
+        "catastrophic interlopers are true z < 3, brown dwarfs and spurious detections "
+        "(3 ≤ z < 4 is scatter across the threshold). 'At min purity': the threshold that "
+        f"states purity ≥ {100 * first['min_purity']:.0f} % from one half of the field, "
+        "measured on the other half.",
+        "",
+    ]
+    for name, title in (("highz", "High-z (z ≥ 4) list"), ("brown_dwarf", "Brown-dwarf list")):
+        lines += [f"### {title}", ""]
+        lines += _md_table(FIELD_HEAD, field_rows(sections, name))
+        lines += [""]
+    kinds: dict[str, dict[str, float]] = {}
+    for label, sec in sections.items():
+        for kind, v in sec["lists"]["highz"]["snr_10"]["interlopers"]["by_kind"].items():
+            kinds.setdefault(kind, {})[label] = v["weight"]
+    if kinds:
+        labels = list(sections)
+        lines += ["Interlopers in the high-z list at S/N ≥ 10, by kind (sources on the sky):", ""]
+        lines += _md_table(
+            ["kind", *labels],
+            [[k, *(f"{kinds[k].get(lb, 0):.0f}" for lb in labels)] for k in sorted(kinds)],
+        )
+    return lines
+
+
+def field_table(result: BenchResult) -> Table | None:
+    """The terminal's field table (None without a field test)."""
+    sections = field_sections(result)
+    if not sections:
+        return None
+    table = Table(title="field test at the sky's mix: the high-z and brown-dwarf lists (%)")
+    for col in ("classifier", "z≥4 purity", "completeness", "purity S/N≥10", "compl. S/N≥10",
+                "at min purity: stated/achieved", "BD purity", "BD completeness"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "classifier" else "right")
+    for label, sec in sections.items():
+        h, b = sec["lists"]["highz"], sec["lists"]["brown_dwarf"]
+        pick = h["at_min_purity"]
+        table.add_row(
+            label,
+            _pct(h["all"]["purity"]),
+            _pct(h["all"]["completeness"]),
+            _pct(h["snr_10"]["purity"]),
+            _pct(h["snr_10"]["completeness"]),
+            f"{_num(pick['stated_purity'], pct=True)}/"
+            f"{_num(pick['achieved']['purity']['value'], pct=True)}",
+            _pct(b["all"]["purity"]),
+            _pct(b["all"]["completeness"]),
+        )
+    return table
 
 
 #: a table cell holding a number, a mean ± std, or "-" (no value)
@@ -364,6 +517,9 @@ def _write_into(tmp: Path, result: BenchResult, models: dict[str, Any] | None) -
         for label, runs in result.by_label().items()
     }
     figures = [confusion_figure(confusions, fig_dir / "confusion_matrices.png")]
+    sections = field_sections(result)
+    if sections:
+        figures.append(field_figure(sections, fig_dir / "field_test.png"))
     for name, evaluator in result.evaluators.items():
         figures += evaluator.plot(result.plot_view(name), fig_dir)
     md = summary_markdown(result, figures)

@@ -32,6 +32,7 @@ from scipy.special import expit, ndtr
 
 import hizkit
 from hizkit import CLASSES, Dataset
+from hizkit.calibration import training_prior
 from hizkit.dataset import class_prior
 
 LOWZ, HIGHZ, BD = (CLASSES.index(c) for c in ("lowz", "highz", "brown_dwarf"))
@@ -78,6 +79,10 @@ class PhotozClassifier(hizkit.Classifier):
         self._check(train)
         self.prior_ = class_prior(train.y)
         return self
+
+    def training_prior(self, y: np.ndarray) -> np.ndarray:
+        """Uniform: its probabilities are the templates' likelihood ratios (flat priors)."""
+        return training_prior(y, "balanced")
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         self._check(data)

@@ -29,6 +29,7 @@ import pandas as pd
 
 import hizkit
 from hizkit import CLASSES, Dataset, progress
+from hizkit.calibration import training_prior
 
 
 def magnitude_features(data: Dataset, catalog: pd.DataFrame) -> np.ndarray:
@@ -199,6 +200,10 @@ class TSNEForest(hizkit.Classifier):
                 random_state=self.seed,
             )
         )
+
+    def training_prior(self, y: np.ndarray) -> np.ndarray:
+        """Uniform: the forest weighs the classes equally (``class_weight='balanced'``)."""
+        return training_prior(y, "balanced")
 
     def diagnostics(self) -> hizkit.Diagnostics:
         extra = {} if self.embedding_z_ is None else {"z": self.embedding_z_}

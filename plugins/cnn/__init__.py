@@ -38,6 +38,7 @@ import numpy as np
 
 import hizkit
 from hizkit import CLASSES, Dataset, progress
+from hizkit.calibration import training_prior
 from hizkit.metrics import headline
 from hizkit.plugins.cnn.memory import keep_freed_memory
 
@@ -396,6 +397,11 @@ class CNN(hizkit.Classifier):
         self._check(data)
         with keep_freed_memory():
             return self._predict(self.net_, data, self.tta)
+
+    def training_prior(self, y: np.ndarray) -> np.ndarray:
+        """Uniform when the loss is class-balanced or the classes oversampled."""
+        equal = self.class_weight == "balanced" or self.oversample
+        return training_prior(y, "balanced" if equal else None)
 
     def diagnostics(self):
         """The learning curve (per-epoch losses, validation balanced accuracy, lr)."""
