@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from hizkit import progress
+from hizkit.calibration import Calibration
 from hizkit.contracts import (
     Classifier,
     Diagnostics,
@@ -32,7 +33,7 @@ from hizkit.contracts import (
 )
 from hizkit.dataset import CLASSES, Dataset, Split, check_fractions, make_split, require_classes
 from hizkit.errors import HizkitError
-from hizkit.field import MIN_PURITY, calibrate
+from hizkit.field import MIN_PURITY, calibrate, selection_rates
 from hizkit.field import evaluate as evaluate_field
 from hizkit.field import headline as field_headline
 from hizkit.metrics import headline
@@ -103,6 +104,10 @@ class ClassifierRun:
     diagnostics: Diagnostics | None = None
     #: the field test (:func:`hizkit.field.evaluate`), when the dataset has one
     field: dict[str, Any] | None = None
+    #: its calibration (validation part, training prior) and, with a field test, the
+    #: rates a kept model selects at a stated purity with
+    calibration: Calibration | None = None
+    selection: dict[str, Any] | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -350,19 +355,33 @@ def fit_classifier(
     return Fitted(clf, steps, train, valid, test, time.perf_counter() - t0, fld)
 
 
-def field_test(fitted: Fitted, label: str, min_purity: float, seed: int) -> dict[str, Any]:
-    """The fitted classifier on the field test (:func:`hizkit.field.evaluate`),
-    calibrated on its validation part at the prior it was trained at."""
-    assert fitted.field is not None
-    clf = fitted.classifier
-    proba = _check_proba(label, clf.predict_proba(fitted.field), len(fitted.field))
-    valid = fitted.valid if len(fitted.valid) else None
-    calibration = calibrate(
-        None if valid is None else clf.predict_proba(valid),
-        None if valid is None else valid.y,
+def calibrate_fitted(fitted: Fitted) -> Calibration:
+    """The fitted classifier's calibration: fitted on its validation part at the prior
+    it was trained at (:func:`hizkit.field.calibrate`)."""
+    clf, valid = fitted.classifier, fitted.valid
+    has_valid = len(valid) > 0
+    return calibrate(
+        clf.predict_proba(valid) if has_valid else None,
+        valid.y if has_valid else None,
         clf.training_prior(fitted.train.y),
     )
-    return evaluate_field(fitted.field, proba, calibration, min_purity=min_purity, seed=seed)
+
+
+def field_outputs(
+    fitted: Fitted, label: str, calibration: Calibration, min_purity: float, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fitted classifier on the field test: its section
+    (:func:`hizkit.field.evaluate`) and the rates a kept model selects with
+    (:func:`hizkit.field.selection_rates`)."""
+    assert fitted.field is not None
+    field_data = fitted.field
+    proba = _check_proba(label, fitted.classifier.predict_proba(field_data), len(field_data))
+    section = evaluate_field(field_data, proba, calibration, min_purity=min_purity, seed=seed)
+    meta = field_data.meta
+    where = (
+        f"the field test of {meta.get('source', 'the training data')} ({len(field_data)} sources)"
+    )
+    return section, selection_rates(calibration.apply(proba), field_data, where)
 
 
 def run_one(
@@ -383,10 +402,13 @@ def run_one(
     predict_seconds = time.perf_counter() - t0
     y_test = test.y
     evaluations = {n: e.evaluate(y_test, proba, test, clf) for n, e in evaluators.items()}
-    field_section = None
+    calibration = calibrate_fitted(fitted)
+    field_section = selection = None
     if fitted.field is not None:
         progress.log(f"{spec.label}: the field test ({len(fitted.field)} sources)")
-        field_section = field_test(fitted, spec.label, pipeline.config.min_purity, seed)
+        field_section, selection = field_outputs(
+            fitted, spec.label, calibration, pipeline.config.min_purity, seed
+        )
     return ClassifierRun(
         spec.label,
         run,
@@ -400,6 +422,8 @@ def run_one(
         steps=fitted.steps,
         diagnostics=clf.diagnostics(),
         field=field_section,
+        calibration=calibration,
+        selection=selection,
     )
 
 

@@ -19,12 +19,13 @@ from hizkit.ablate import run_ablation, write_ablation
 from hizkit.atomic import check_writable, refuse_existing
 from hizkit.bench import run_benchmark
 from hizkit.config import Settings, add_flags, names, read_toml
+from hizkit.contracts import read_json
 from hizkit.cuts import detection_snr
 from hizkit.dataset import CLASSES
 from hizkit.errors import HizkitError
 from hizkit.figures import preprocessing_figure
 from hizkit.model import load_model, save_models
-from hizkit.predict import field_source, predict_field
+from hizkit.predict import field_source, predict_field, selection_lines
 from hizkit.registry import get_registry
 from hizkit.training import models_from_benchmark, train_models
 
@@ -132,6 +133,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             resume=args.resume,
             data_name=data.text,
             scheduler=settings.predict.scheduler,
+            min_purity=settings.predict.min_purity,
+            threshold=settings.predict.threshold,
         )
     counts = table["predicted"].value_counts()
     summary = Table(title=f"{len(table)} sources classified by {model.label}")
@@ -145,6 +148,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ),
     )
     console.print(summary)
+    for line in selection_lines(read_json(out / "selection.json")):
+        console.print(f"  {line}", highlight=False)
     console.print(
         f"candidates: [bold]{out / 'candidates.html'}[/]  table: {out / 'candidates.fits'} "
         f"(.csv)  regions: {out / 'candidates.reg'}"

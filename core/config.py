@@ -233,6 +233,18 @@ OPTIONS: tuple[Option, ...] = (
         ("predict",), metavar="N",
     ),
     Option(
+        "predict", "min_purity", optional(fraction), MIN_PURITY,
+        "draw the high-z and brown-dwarf lists at this expected purity, from the rates the "
+        "model measured on its simulated field at this field's estimated priors "
+        "(default %(default)s)",
+        ("predict",), metavar="P",
+    ),
+    Option(
+        "predict", "threshold", optional(fraction), None,
+        "draw the lists at this calibrated probability instead (the expected purity is "
+        "stated)", ("predict",), metavar="T",
+    ),
+    Option(
         "predict", "scheduler", scheduler, None,
         "classify chunks on Dask: local:N or a scheduler address; default: in this process",
         ("predict",), metavar="S",

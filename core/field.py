@@ -315,3 +315,104 @@ def summarise(sections: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {
         k: float(np.nanmean([r.get(k, np.nan) for r in rows])) if rows else np.nan for k in keys
     }
+
+
+# ---------------------------------------------------------------------- selection in use
+
+#: thresholds at which a model stores its rates R_k(t) (calibrated scores crowd near 0
+#: and 1, so the grid is even in logit)
+SELECTION_GRID = np.concatenate([[0.0], 1 / (1 + np.exp(-np.linspace(-14, 14, 281))), [1.0]])
+
+
+def selection_rates(calibrated: np.ndarray, field: Dataset | FieldTruth, measured_on: str) -> dict:
+    """What a model keeps to select at a stated purity on any field: for each list, the
+    rates ``R_k(t)`` at which sources of each true class (and spurious detections) score
+    above ``t`` (:data:`SELECTION_GRID`), measured on a simulated field with truth.
+    ``calibrated``: the model's calibrated probabilities there, at its training prior."""
+    t = field if isinstance(field, FieldTruth) else FieldTruth.of(field)
+    rates = {
+        name: rates_vs_threshold(
+            calibrated[:, CLASSES.index(name)], t.truth, SELECTION_GRID, t.weight
+        ).tolist()
+        for name in TARGETS
+    }
+    return {
+        "measured_on": measured_on,
+        "n_sources": len(t.truth),
+        "rows": [*CLASSES, "other"],
+        "thresholds": SELECTION_GRID.tolist(),
+        "rates": rates,
+    }
+
+
+def select(
+    proba: np.ndarray,
+    calibration: Calibration,
+    selection: dict | None,
+    *,
+    min_purity: float | None = MIN_PURITY,
+    threshold: float | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Candidate lists of a field from a model's raw probabilities (``hizkit predict``).
+
+    The field's priors are estimated from the calibrated outputs by EM and the
+    probabilities moved to them (columns ``p_field_<class>``). Each list (high-z, brown
+    dwarfs) takes the sources whose calibrated score (at the training prior) is at least
+    ``threshold``, or, without one, the lowest threshold whose purity
+    ``pi_c R_c(t) / sum_k pi_k R_k(t)`` (the stored rates at the estimated priors) stays
+    at least ``min_purity``. Without stored rates (a model trained on data with no field
+    test) a list is the most probable class at the field's priors, and no purity is
+    stated. Returns the columns (``p_field_*``, ``selected_*``) and what was done, for
+    the outputs to state."""
+    calibrated = calibration.apply(proba)
+    train_prior = np.asarray(calibration.train_prior)
+    priors, at_field = em_priors(calibrated, train_prior)
+    columns: dict[str, np.ndarray] = {
+        f"p_field_{name}": at_field[:, i] for i, name in enumerate(CLASSES)
+    }
+    statement: dict[str, Any] = {
+        "priors": dict(zip(CLASSES, priors.tolist(), strict=True)),
+        "priors_from": "EM on this field's calibrated outputs (Saerens et al. 2002)",
+        "calibration": calibration.to_dict(),
+        "rates_from": selection["measured_on"] if selection else None,
+        "min_purity": None if threshold is not None else min_purity,
+        "lists": {},
+    }
+    most_probable = np.argmax(at_field, axis=1)
+    for name in TARGETS:
+        c = CLASSES.index(name)
+        entry: dict[str, Any] = {"threshold": None, "expected_purity": None,
+                                 "expected_completeness": None}  # fmt: skip
+        if selection is None or (threshold is None and min_purity is None):
+            chosen = most_probable == c
+            entry["rule"] = "most probable class at the field's priors"
+        else:
+            grid = np.asarray(selection["thresholds"], dtype=float)
+            rates = np.nan_to_num(np.asarray(selection["rates"][name], dtype=float), nan=0.0)
+            purity = purity_from_rates(rates, priors, c)
+            t = (
+                threshold
+                if threshold is not None
+                else threshold_for_purity(grid, purity, min_purity)
+            )
+            if t is None:
+                chosen = np.zeros(len(proba), dtype=bool)
+                entry["rule"] = f"no threshold reaches purity {min_purity}: the list is empty"
+            else:
+                j = min(int(np.searchsorted(grid, t, side="left")), len(grid) - 1)
+                chosen = calibrated[:, c] >= t
+                entry.update(
+                    threshold=float(t),
+                    expected_purity=_nan_none(purity[j]),
+                    expected_completeness=_nan_none(rates[c, j]),
+                    rule="calibrated score >= threshold"
+                    + ("" if threshold is not None else f" (purity >= {min_purity})"),
+                )
+        entry["n_selected"] = int(chosen.sum())
+        columns[f"selected_{name}"] = chosen
+        statement["lists"][name] = entry
+    return columns, statement
+
+
+def _nan_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -36,6 +36,7 @@ import pandas as pd
 from hizkit import progress
 from hizkit.atomic import jsonable, new_directory, write_directory
 from hizkit.bench import ClassifierSpec
+from hizkit.calibration import Calibration
 from hizkit.contracts import Classifier, Preprocessor, read_json
 from hizkit.cuts import detection_magnitude
 from hizkit.dataset import CLASSES, Dataset
@@ -109,6 +110,21 @@ class TrainedModel:
     @property
     def bands(self) -> tuple[str, ...]:
         return tuple(self.manifest["bands"])
+
+    @property
+    def calibration(self) -> Calibration:
+        """Its calibration (validation part, training prior); none recorded: the raw
+        probabilities at a uniform prior."""
+        saved = self.manifest.get("calibration")
+        if saved is None:
+            return Calibration(1.0, tuple([1 / len(CLASSES)] * len(CLASSES)))
+        return Calibration.from_dict(saved)
+
+    @property
+    def selection(self) -> dict[str, Any] | None:
+        """The rates it selects at a stated purity with, measured on the training data's
+        field test (None when that had none)."""
+        return self.manifest.get("selection")
 
     @property
     def needs_cutouts(self) -> bool:
@@ -251,8 +267,13 @@ def build_manifest(
     metrics: dict[str, float],
     metrics_part: str,
     registry: Registry,
+    *,
+    calibration: Calibration | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to judge and reproduce a model, as JSON-ready values."""
+    """Everything needed to judge and reproduce a model, as JSON-ready values; with its
+    calibration and the rates it selects at a stated purity with
+    (:func:`hizkit.field.select`) when the training data had a field test."""
     mag = detection_magnitude(train_part.catalog) if train_part.has_photometry else None
     finite = mag[np.isfinite(mag)] if mag is not None else np.empty(0)
     counts = {c: int((train_part.catalog.get("label") == c).sum()) for c in CLASSES}
@@ -285,6 +306,8 @@ def build_manifest(
             "max": float(finite.max()) if finite.size else None,
         },
         "metrics": {"part": metrics_part, **metrics},
+        "calibration": None if calibration is None else calibration.to_dict(),
+        "selection": selection,
         "versions": _versions(registry, plugins),
     }
 

@@ -30,11 +30,12 @@ import numpy as np
 import pandas as pd
 
 from hizkit import progress
-from hizkit.atomic import refuse_existing, replace_file
+from hizkit.atomic import jsonable, refuse_existing, replace_file
 from hizkit.contracts import DataSource
 from hizkit.cuts import detection_magnitude
 from hizkit.dataset import CLASSES, Dataset
 from hizkit.errors import HizkitError
+from hizkit.field import MIN_PURITY, select
 from hizkit.model import TrainedModel, load_model
 from hizkit.registry import get_registry
 from hizkit.science import DETECTION_BANDS
@@ -147,11 +148,15 @@ def predict_field(
     resume: bool = False,
     data_name: str = "",
     scheduler: str | None = None,
+    min_purity: float | None = MIN_PURITY,
+    threshold: float | None = None,
 ) -> pd.DataFrame:
     """Classify every source of the field; write the candidate files into ``out``.
 
     ``scheduler`` (see :mod:`hizkit.cluster`) sends each chunk to a Dask worker; the
-    table is the same as in-process."""
+    table is the same as in-process. The high-z and brown-dwarf lists (``selected_*``)
+    are drawn at ``min_purity`` or at ``threshold`` (:func:`hizkit.field.select`), and
+    ``selection.json`` states the priors, thresholds and expected purity."""
     if chunk_size < 1:
         raise HizkitError(f"the chunk size must be at least 1, got {chunk_size}")
     if top < 0:
@@ -200,7 +205,15 @@ def predict_field(
             rows = predict_chunk(model, source, location, catalog.subset(plan[k]))
             write_chunk(rows, plan[k], paths[k])
     table = gather_chunks(chunk_dir, len(plan), len(catalog))
-    write_outputs(table, model, source, location, catalog, out, top)
+    proba = table[[f"p_{c}" for c in CLASSES]].to_numpy(float)
+    columns, statement = select(
+        proba, model.calibration, model.selection, min_purity=min_purity, threshold=threshold
+    )
+    for name, values in columns.items():
+        table[name] = values
+    with replace_file(out / "selection.json") as tmp:
+        tmp.write_text(json.dumps(jsonable(statement), indent=2))
+    write_outputs(table, model, source, location, catalog, out, top, statement)
     shutil.rmtree(chunk_dir, ignore_errors=True)
     return table
 
@@ -330,6 +343,7 @@ def write_outputs(
     catalog: Dataset,
     out: Path,
     top: int,
+    statement: dict[str, Any] | None = None,
 ) -> None:
     with replace_file(out / "candidates.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -347,7 +361,7 @@ def write_outputs(
         except HizkitError as exc:
             progress.warn(f"no cutouts for the HTML page: {exc}")
     with replace_file(out / "candidates.html") as tmp:
-        tmp.write_text(candidates_html(table, model, picks, cutouts))
+        tmp.write_text(candidates_html(table, model, picks, cutouts, statement))
 
 
 def fits_table(table: pd.DataFrame, model: TrainedModel):
@@ -438,11 +452,50 @@ HEADERS = {
 }
 
 
+def selection_lines(statement: dict[str, Any] | None) -> list[str]:
+    """What the lists are and how pure they are expected to be, in sentences (the
+    terminal and the HTML page say the same)."""
+    if not statement:
+        return []
+    names = {"highz": "high-z (z ≥ 4)", "brown_dwarf": "brown-dwarf"}
+    priors = statement["priors"]
+    lines = [
+        "field priors estimated from this field's own outputs (EM): "
+        + ", ".join(f"{c} {100 * p:.2f} %" for c, p in priors.items())
+    ]
+    for name, entry in statement["lists"].items():
+        text = f"{names.get(name, name)} list: {entry['n_selected']} sources, {entry['rule']}"
+        if entry["expected_purity"] is not None:
+            text += (
+                f" (threshold {entry['threshold']:.3g}): expected purity "
+                f"{100 * entry['expected_purity']:.0f} %, completeness "
+                f"{100 * entry['expected_completeness']:.0f} %"
+            )
+        lines.append(text)
+    source = statement.get("rates_from")
+    lines.append(
+        f"expected rates measured on {source}: a simulation; they hold on a real field only "
+        "as far as the simulation is like it"
+        if source
+        else "no purity can be stated: the model was trained on data without a field test"
+    )
+    return lines
+
+
+def selection_html(statement: dict[str, Any] | None) -> list[str]:
+    lines = selection_lines(statement)
+    if not lines:
+        return []
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return [f"<h2>Candidate lists (selected_highz, selected_brown_dwarf)</h2><ul>{items}</ul>"]
+
+
 def candidates_html(
     table: pd.DataFrame,
     model: TrainedModel,
     picks: list[tuple[str, np.ndarray]],
     cutouts: dict[int, np.ndarray] | None,
+    statement: dict[str, Any] | None = None,
 ) -> str:
     title = {"highz": "High-z candidates (z ≥ 4)", "brown_dwarf": "Brown-dwarf candidates"}
     counts = table["predicted"].value_counts()
@@ -465,6 +518,7 @@ def candidates_html(
         + "".join(f"<td>{int(counts.get(c, 0))}</td>" for c in CLASSES)
         + "".join(f"<td>{int(table[f].sum())}</td>" for f in flags)
         + "</tr></table>",
+        *selection_html(statement),
     ]
     zcol = "z_phot" in table.columns
     for name, index in picks:

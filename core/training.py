@@ -14,9 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from hizkit import progress
-from hizkit.bench import BenchConfig, BenchResult, Pipeline, fit_classifier, resolve
+from hizkit.bench import (
+    BenchConfig,
+    BenchResult,
+    Pipeline,
+    calibrate_fitted,
+    field_outputs,
+    fit_classifier,
+    resolve,
+)
 from hizkit.config import Settings, fraction, read_toml
 from hizkit.dataset import Dataset, make_split, require_classes
+from hizkit.field import headline as field_headline
 from hizkit.metrics import headline
 from hizkit.model import TrainedModel, build_manifest, save_models
 from hizkit.registry import Registry, get_registry
@@ -49,6 +58,14 @@ def train_models(
         progress.log(f"training {spec.label}")
         fitted = fit_classifier(pipeline, spec, cls, chain, split, config.seed)
         metrics = held_out_metrics(fitted.valid.y, fitted.classifier.predict_proba(fitted.valid))
+        calibration = calibrate_fitted(fitted)
+        selection = None
+        if fitted.field is not None:
+            progress.log(f"{spec.label}: selection rates on the field test")
+            section, selection = field_outputs(
+                fitted, spec.label, calibration, config.min_purity, config.seed
+            )
+            metrics.update(field_headline(section))
         manifest = build_manifest(
             spec.label,
             spec,
@@ -60,6 +77,8 @@ def train_models(
             metrics,
             "validation",
             registry,
+            calibration=calibration,
+            selection=selection,
         )
         models[spec.label] = TrainedModel(spec.label, fitted.steps, fitted.classifier, manifest)
     return models
@@ -87,6 +106,8 @@ def models_from_benchmark(
             held_out_metrics(result.dataset.y[split.test], run.proba),
             "test (run 0)",
             registry,
+            calibration=run.calibration,
+            selection=run.selection,
         )
         models[spec.label] = TrainedModel(spec.label, run.steps, run.classifier, manifest)
     return models

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 from conftest import tiny_dataset
 
+import hizkit
 from hizkit import CLASSES
 from hizkit.bench import BenchConfig, ClassifierSpec, run_benchmark
 from hizkit.calibration import Calibration
 from hizkit.field import FieldTruth, evaluate
+from hizkit.predict import predict_field
 from hizkit.report import write_run
 
 HIGHZ, BD = CLASSES.index("highz"), CLASSES.index("brown_dwarf")
@@ -126,3 +128,49 @@ def test_field_truth_needs_labels():
     with pytest.raises(Exception, match="true class"):
         FieldTruth.of(field.replace(catalog=field.catalog.drop(columns="label")))
     assert isinstance(field.catalog, pd.DataFrame)
+
+
+class FieldSource(hizkit.DataSource):
+    """A field to classify: the tiny populations at twice the training field's high-z
+    share, drawn with another seed."""
+
+    name = "tinyfield"
+    description = "a tiny field with truth"
+
+    def load(self, location=None):
+        return tiny_field(seed=21, n_lowz=150, n_highz=40, n_bd=4)
+
+
+def test_predict_selects_at_a_stated_purity_that_holds_on_another_field(tmp_path):
+    """Trained with a field test, a model keeps its calibration and rates; on another
+    field (another seed, twice the high-z share) it estimates the priors, states the
+    purity of its lists, and the truth agrees."""
+    train_data = tiny_dataset(n_per_class=30).replace(field=tiny_field())
+    model = hizkit.train(train_data, "logistic")["logistic"]
+    assert model.manifest["calibration"]["temperature"] > 0
+    assert set(model.selection["rates"]) == {"highz", "brown_dwarf"}
+    table = predict_field(model, FieldSource(), None, tmp_path / "p", min_purity=0.9)
+    statement = json.loads((tmp_path / "p" / "selection.json").read_text())
+    assert statement["priors"]["highz"] == pytest.approx(40 / 194, abs=0.05)  # EM, not 20/174
+    stated = statement["lists"]["highz"]["expected_purity"]
+    assert stated >= 0.9
+    chosen = table["selected_highz"].to_numpy(bool)
+    measured = (table["label"][chosen] == "highz").mean()
+    assert abs(measured - stated) <= 0.05
+    assert {"p_field_highz", "selected_brown_dwarf"} <= set(table.columns)
+    page = (tmp_path / "p" / "candidates.html").read_text()
+    assert "expected purity" in page and "simulation" in page
+    # a threshold instead: the list is what scores above it, its purity still stated
+    table = predict_field(model, FieldSource(), None, tmp_path / "t", threshold=0.5)
+    statement = json.loads((tmp_path / "t" / "selection.json").read_text())
+    assert statement["lists"]["highz"]["threshold"] == 0.5
+    assert statement["lists"]["highz"]["expected_purity"] is not None
+
+
+def test_a_model_without_a_field_test_states_no_purity(tmp_path):
+    model = hizkit.train(tiny_dataset(n_per_class=30), "logistic")["logistic"]
+    assert model.selection is None
+    predict_field(model, FieldSource(), None, tmp_path / "p")
+    statement = json.loads((tmp_path / "p" / "selection.json").read_text())
+    assert statement["lists"]["highz"]["expected_purity"] is None
+    assert statement["lists"]["highz"]["rule"] == "most probable class at the field's priors"
