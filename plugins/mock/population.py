@@ -325,7 +325,7 @@ def draw_highz_kinds(rng, n: int) -> np.ndarray:
     return np.asarray(kinds)[rng.choice(len(kinds), n, p=list(HIGHZ_MIX.values()))]
 
 
-def draw_highz(rng, n: int, faint: float = 30.6) -> Sources:
+def draw_highz(rng, n: int, faint: float = 30.6, kind: np.ndarray | None = None) -> Sources:
     """Galaxies at 4 <= z <= 15 in four kinds (:data:`HIGHZ_MIX`):
 
     - **highz_starforming** (80 %): N(z) ~ exp(-(z-4)/1.7) (the UV luminosity density
@@ -359,8 +359,11 @@ def draw_highz(rng, n: int, faint: float = 30.6) -> Sources:
     are ~0.5 % of z > 4 sources, HST-dark galaxies ~1 %, quiescent galaxies ~0.1 %) so a
     classifier sees enough of them to learn: the labelled set is not a census either
     (the poster balances its classes). Counts rise as 10^(0.45 m) (0.3 for the red kinds).
+
+    ``kind`` (N names from :data:`HIGHZ_KINDS`) fixes each source's kind instead of
+    drawing it from :data:`HIGHZ_MIX` (the field's enriched draws of rare kinds).
     """
-    kind = draw_highz_kinds(rng, n)
+    kind = draw_highz_kinds(rng, n) if kind is None else np.asarray(kind)
     z = _highz_redshifts(rng, kind)
     red = kind != "highz_starforming"
     mag = np.where(

@@ -336,6 +336,20 @@ def build(params: dict[str, Any]) -> Dataset:
             phot[key] = np.where(lost, np.nan, phot[key])
         unlabelled = _catalog(src, phot, np.arange(1_000_001, 1_000_001 + n_u), urng, False)
 
+    field = None
+    if params.get("field_sources", 0) > 0:
+        from hizkit.plugins.mock import field as field_module
+
+        field = field_module.simulate(
+            params["field_sources"],
+            params["seed"],
+            cutout_size=size,
+            mix=params.get("field_mix"),
+            depth_scatter=params["depth_scatter"],
+            coverage_loss=params["coverage_loss"],
+            detection_snr=params["detection_snr"],
+        ).data
+
     meta = {"source": "mock", **params}
     if cuts.active:
         totals: dict[str, int] = {}
@@ -343,7 +357,7 @@ def build(params: dict[str, Any]) -> Dataset:
             totals[name] = totals.get(name, 0) + n
         meta["cuts"] = list(totals.items())
         progress.log("labelled candidates: " + describe(list(totals.items())))
-    return main.replace(unlabelled=unlabelled, extra_train=extra, meta=meta)
+    return main.replace(unlabelled=unlabelled, extra_train=extra, field=field, meta=meta)
 
 
 # ---------------------------------------------------------------- cache (no pickles)
@@ -409,6 +423,13 @@ def save(ds: Dataset, path: Path) -> None:
     if ds.extra_train is not None:
         arrays.update(_frame_arrays("extra", ds.extra_train.catalog))
         arrays["extra_cutouts"] = ds.extra_train.cutouts
+    if ds.field is not None:
+        cat = ds.field.catalog.copy()
+        cat["label"] = cat["label"].fillna("")  # a spurious detection has no label
+        cat["label_true"] = cat["label_true"].fillna("")
+        arrays.update(_frame_arrays("field", cat))
+        arrays["field_cutouts"] = ds.field.cutouts
+        arrays["field_meta"] = np.array(json.dumps(ds.field.meta))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_cache(path.parent)
@@ -475,6 +496,19 @@ def _load(path: Path) -> Dataset:
         extra = Dataset(
             _frame("extra", arrays), NIRCAM_BANDS, images.PIXEL, arrays["extra_cutouts"]
         )
+    field = None
+    if "field_cutouts" in arrays:
+        cat = _frame("field", arrays)
+        for col in ("label", "label_true"):
+            values = [None if v == "" else v for v in cat[col].to_numpy(dtype=object)]
+            cat[col] = pd.Series(values, dtype=object)
+        field = Dataset(
+            cat,
+            NIRCAM_BANDS,
+            images.PIXEL,
+            arrays["field_cutouts"],
+            meta=json.loads(str(arrays["field_meta"])),
+        )
     return Dataset(
         _frame("catalog", arrays),
         NIRCAM_BANDS,
@@ -482,5 +516,6 @@ def _load(path: Path) -> Dataset:
         arrays["cutouts"],
         unlabelled=_frame("unlabelled", arrays),
         extra_train=extra,
+        field=field,
         meta=meta,
     )
