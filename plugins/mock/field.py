@@ -233,7 +233,14 @@ def _lowz_weight(z: np.ndarray, kind: np.ndarray) -> np.ndarray:
     return np.where(kind == "starforming", sky_other / drawn_other, w)
 
 
+#: sources drawn at once: the SPS photometry of a draw holds (N, wavelengths) arrays
+DRAW_CHUNK = 1000
+
+
 def _draw(rng, stratum: str, n: int) -> Sources:
+    if n > DRAW_CHUNK:
+        sizes = [DRAW_CHUNK] * (n // DRAW_CHUNK) + ([n % DRAW_CHUNK] if n % DRAW_CHUNK else [])
+        return Sources.join([_draw(rng, stratum, k) for k in sizes])
     if stratum == "lowz":
         return draw_lowz(rng, n)
     if stratum == "brown_dwarf":
