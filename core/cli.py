@@ -92,14 +92,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         models = train_models(dataset, settings.config, registry, valid_fraction=valid)
     path = save_models(models, out, existing="sibling")
     WRITTEN.append(path)
-    table = Table(title=f"trained models (metrics on the validation part, {valid:.0%})")
-    for col in ("model", "acc %", "TPR low-z %", "TPR high-z %", "TPR BD %", "directory"):
-        table.add_column(col, justify="left" if col in ("model", "directory") else "right")
+    table = Table(
+        title=f"trained models (validation part, {valid:.0%}; field: the field test, "
+        "high-z list at the sky's mix)"
+    )
+    columns = {
+        "acc %": "accuracy",
+        "TPR low-z %": "tpr_lowz",
+        "TPR high-z %": "tpr_highz",
+        "TPR BD %": "tpr_brown_dwarf",
+        "field purity %": "field_purity_highz",
+        "field compl. %": "field_completeness_highz",
+    }
+    table.add_column("model")
+    for col in columns:
+        table.add_column(col, justify="right")
+    table.add_column("directory", overflow="fold")
     for label, model in models.items():
         m = model.manifest["metrics"]
         pct = [
             "-" if m.get(k) is None or not np.isfinite(m[k]) else f"{100 * m[k]:.1f}"
-            for k in ("accuracy", "tpr_lowz", "tpr_highz", "tpr_brown_dwarf")
+            for k in columns.values()
         ]
         table.add_row(label, *pct, str(path / label))
     console.print(table)

@@ -115,7 +115,15 @@ class CatalogReader:
                 key = pd.Index(t.column("ID"))
                 for src, dst in (("Z_TRUE", "z_true"), ("LABEL", "label_true")):
                     cat[dst] = pd.Series(t.column(src), index=key).reindex(cat["id"]).to_numpy()
-                cat["label_true"] = cat["label_true"].astype(str).str.strip()
+                label = cat["label_true"].astype(str).str.strip()
+                # a detection with no true source (a simulated field's spurious ones)
+                cat["label_true"] = label.where(~label.isin(["", "nan", "None"]), None)
+                for src, dst in (("KIND", "kind"), ("WEIGHT", "weight")):
+                    if src in truth.columns.names:
+                        values = pd.Series(t.column(src), index=key).reindex(cat["id"])
+                        cat[dst] = values.to_numpy()
+                if "kind" in cat:
+                    cat["kind"] = cat["kind"].astype(str).str.strip()
                 if "BIMODAL" in truth.columns.names:
                     flag = pd.Series(t.column("BIMODAL"), index=key).reindex(cat["id"])
                     cat["bimodal"] = flag.to_numpy(bool)
