@@ -17,7 +17,7 @@ The headline ratios compare hizkit's default path where it runs (bf16 where the 
 has bf16 units, fp32 elsewhere) with plain eager fp32. bf16 logits agree with fp32 to
 about 1e-2, not 1e-5: the check allows 5e-2 there and reports the largest difference.
 
-Run: python benchmarks/cnn_throughput.py [--batch 64] [--steps 6] [--device cuda]
+Run: python benchmarks/cnn_throughput.py [--batch 64] [--steps 6] [--device cuda] [--smoke]
 """
 
 from __future__ import annotations
@@ -34,7 +34,13 @@ VARIANTS = ("plain", "plain+malloc", "hizkit", "hizkit+bf16", "hizkit+compile")
 
 
 def run_variant(
-    variant: str, mode: str, batch: int, steps: int, threads: int | None, device: str = "cpu"
+    variant: str,
+    mode: str,
+    batch: int,
+    steps: int,
+    threads: int | None,
+    device: str = "cpu",
+    width: int = 32,
 ) -> dict:
     import numpy as np
     import torch
@@ -59,7 +65,7 @@ def run_variant(
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = build_network()
+    net = build_network(7, width)
     with torch.no_grad():  # trained-like batch-norm statistics, so that folding is tested
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
@@ -136,10 +142,14 @@ def main() -> None:
     ap.add_argument("--skip-compile", action="store_true")
     ap.add_argument("--skip-bf16", action="store_true", help="leave out the bf16 variant")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--width", type=int, default=32, help="the network's width (the poster's: 32)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: the code paths only (CI)")
     args = ap.parse_args()
+    if args.smoke:  # eager variants only, two samples, one timed step
+        args.batch, args.steps, args.width, args.skip_compile, args.skip_bf16 = 2, 1, 4, True, True
     if args.variant:  # child process
         res = run_variant(
-            args.variant, args.mode, args.batch, args.steps, args.threads, args.device
+            args.variant, args.mode, args.batch, args.steps, args.threads, args.device, args.width
         )
         print(json.dumps(res))
         return
@@ -158,7 +168,8 @@ def main() -> None:
         if not (args.skip_compile and v.endswith("compile"))
         and not (args.skip_bf16 and v.endswith("bf16"))
     ]
-    default = "hizkit+bf16" if bf16_supported(torch.device(args.device)) else "hizkit"
+    bf16 = bf16_supported(torch.device(args.device)) and "hizkit+bf16" in variants
+    default = "hizkit+bf16" if bf16 else "hizkit"
     for mode in ("infer", "train"):
         for v in variants:
             cmd = [
@@ -174,14 +185,21 @@ def main() -> None:
                 str(args.steps),
                 "--device",
                 args.device,
+                "--width",
+                str(args.width),
             ]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            res = json.loads(
-                subprocess.run(cmd, capture_output=True, text=True, check=True)
-                .stdout.strip()
-                .splitlines()[-1]
-            )
+            if args.smoke:  # in this process: the code paths, without 6 interpreter starts
+                res = run_variant(
+                    v, mode, args.batch, args.steps, args.threads, args.device, args.width
+                )
+            else:
+                res = json.loads(
+                    subprocess.run(cmd, capture_output=True, text=True, check=True)
+                    .stdout.strip()
+                    .splitlines()[-1]
+                )
             results[f"{mode}:{v}"] = res
             print(
                 f"{mode:5s} {v:15s} {res['samples_per_s']:7.1f} samples/s  "
@@ -192,7 +210,12 @@ def main() -> None:
         diff = float(np.abs(np.array(results[f"infer:{v}"]["proba_head"]) - ref).max())
         print(f"max |logit_{v} - logit_plain| = {diff:.2e}")
         assert diff < (5e-2 if v.endswith("bf16") else 1e-3), "predictions differ"
-    figures = {"batch": args.batch, "device": args.device, "default_variant": default}
+    figures = {
+        "batch": args.batch,
+        "width": args.width,
+        "device": args.device,
+        "default_variant": default,
+    }
     for key, res in results.items():
         figures[key.replace(":", "_") + "_samples_per_s"] = round(res["samples_per_s"], 2)
         figures[key.replace(":", "_") + "_peak_rss_mb"] = round(res["peak_rss_mb"])

@@ -5,7 +5,7 @@ at 0.03"/px, some no-coverage regions) and a catalog of ``--n`` sources (some at
 edges), then extracts 64x64 cutouts in all bands: hizkit's loader (memory map, one
 vectorised gather per band) against a plain ``astropy.nddata.Cutout2D`` loop over the same
 sources and the same memory-mapped arrays (timed on a sample, reported per cutout).
-Run: python benchmarks/cutout_throughput.py [--n 20000] [--side 4000]
+Run: python benchmarks/cutout_throughput.py [--n 20000] [--side 4000] [--smoke]
 """
 
 from __future__ import annotations
@@ -93,7 +93,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--side", type=int, default=4000)
     ap.add_argument("--reference-sample", type=int, default=1000)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: the code paths only (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.side, args.reference_sample = 40, 600, 10
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

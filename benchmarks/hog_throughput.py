@@ -1,7 +1,7 @@
 """HOG features: hizkit's batched implementation vs a plain scikit-image loop.
 
 Same cutouts, same settings (9 orientations, 16 px cells, 2x2 blocks, L2-Hys), checked to
-give the same features. Run: python benchmarks/hog_throughput.py [--n 2000]
+give the same features. Run: python benchmarks/hog_throughput.py [--n 2000] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from hizkit.plugins.hog import hog_batch
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000, help="cutouts (each 7 bands of 64x64)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: the code paths only (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.n = 8
     rng = np.random.default_rng(0)
     cut = rng.normal(size=(args.n, 7, 64, 64)).astype(np.float32)
     images = cut.reshape(-1, 64, 64)

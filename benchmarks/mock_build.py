@@ -4,11 +4,12 @@ Targets on 2 cores: a clean cache (SPS template library + survey) in 3 minutes o
 a cached load in seconds. Reference for the images: drawing the same kind of cutouts the
 plain way, one GalSim object per source and band (Sersic convolved with the band's PSF,
 ``drawImage``), timed on a sample and scaled to the labelled set.
-Run: python benchmarks/mock_build.py
+Run: python benchmarks/mock_build.py [--smoke]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 import time
@@ -46,22 +47,31 @@ def plain_galsim_seconds_per_cutout(n: int = 40) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny survey, SPS library from the existing cache: the code paths only (CI)",
+    )
+    args = ap.parse_args()
+    params = MockSurvey.test_params if args.smoke else {}
     with tempfile.TemporaryDirectory() as cache:
-        os.environ["HIZKIT_CACHE_DIR"] = cache
-        sps.library.cache_clear()
+        if not args.smoke:  # a clean cache, SPS library included
+            os.environ["HIZKIT_CACHE_DIR"] = cache
+            sps.library.cache_clear()
         t = time.perf_counter()
         sps.library()
         library = time.perf_counter() - t
         t = time.perf_counter()
-        data = MockSurvey().load()
+        data = MockSurvey(**params, cache=not args.smoke).load()
         survey = time.perf_counter() - t
         t = time.perf_counter()
-        MockSurvey().load()
+        MockSurvey(**params).load()
         cached = time.perf_counter() - t
     t = time.perf_counter()
-    MockSurvey(n_unlabelled=0, cache=False).load()
+    MockSurvey(**{**params, "n_unlabelled": 0}, cache=False).load()
     labelled = time.perf_counter() - t
-    per = plain_galsim_seconds_per_cutout()
+    per = plain_galsim_seconds_per_cutout(2 if args.smoke else 40)
     plain = per * len(data)
     kinds = data.catalog["kind"].value_counts().to_dict()
     print(

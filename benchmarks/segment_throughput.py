@@ -2,7 +2,7 @@
 
 Reference: photutils' usual call, deblending every segment; hizkit deblends only the
 central one (the only segment that can hide a neighbour blended with the source).
-Run: python benchmarks/segment_throughput.py [--n 300]
+Run: python benchmarks/segment_throughput.py [--n 300] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from hizkit.plugins.segment import Segment
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: the code paths only (CI)")
     args = ap.parse_args()
-    data = MockSurvey(n_unlabelled=0).load()
+    params = {**MockSurvey.test_params, "n_unlabelled": 0} if args.smoke else {"n_unlabelled": 0}
+    if args.smoke:
+        args.n = 6
+    data = MockSurvey(**params).load()
     part = data.subset(range(min(args.n, len(data))))
     t_central = median_time(lambda: Segment().transform(part), 3)
     t_all = median_time(lambda: Segment(deblend="all").transform(part), 3)
