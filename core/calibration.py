@@ -126,7 +126,7 @@ def shift_priors(
 ) -> np.ndarray:
     """Posteriors moved from the class priors they were computed at (``source_prior``) to
     ``target_prior`` by Bayes' rule, ``p'_k ∝ p_k π'_k / π_k`` (each row renormalised;
-    e.g. Saerens et al. 2002, eq. 2.4). Priors are normalised to sum to 1; a class with
+    Saerens et al. 2002). Priors are normalised to sum to 1; a class with
     source prior 0 keeps probability 0."""
     p = _proba(proba)
     k = p.shape[1]
@@ -151,7 +151,7 @@ def em_priors(
     """The class priors of the field ``proba`` was computed on, estimated from those
     unlabelled outputs by expectation-maximisation (Saerens, Latinne & Decaestecker 2002,
     "Adjusting the outputs of a classifier to new a priori probabilities", Neural
-    Computation 14, 21; their eqs. 2.8-2.9).
+    Computation 14, 21).
 
     Starting from ``source_prior`` (the prior ``proba`` is calibrated at), each step
     shifts the outputs to the current estimate (:func:`shift_priors`, the E step) and
