@@ -148,6 +148,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             scheduler=settings.predict.scheduler,
             min_purity=settings.predict.min_purity,
             threshold=settings.predict.threshold,
+            priors=settings.predict.priors,
         )
     counts = table["predicted"].value_counts()
     summary = Table(title=f"{len(table)} sources classified by {model.label}")

@@ -51,7 +51,7 @@ from typing import Any
 from hizkit import progress
 from hizkit.bench import BenchConfig, ClassifierSpec
 from hizkit.cluster import check_scheduler
-from hizkit.dataset import Dataset, check_fractions
+from hizkit.dataset import CLASSES, Dataset, check_fractions
 from hizkit.errors import HizkitError
 from hizkit.field import MIN_PURITY
 from hizkit.registry import Registry, get_registry
@@ -135,6 +135,26 @@ def optional(check: Check) -> Check:
 
 def fractions(value: Any, where: str) -> tuple[float, float, float]:
     return check_fractions(value, where)
+
+
+def class_priors(value: Any, where: str) -> tuple[float, ...] | None:
+    """A field's class priors (low-z, high-z, brown dwarf), normalised; ``"em"`` or
+    unset: estimated from the field's own outputs."""
+    if value is None or value == "em":
+        return None
+    if isinstance(value, str):
+        try:
+            value = [float(v) for v in value.split(",")]
+        except ValueError:
+            value = None
+    ok = isinstance(value, list | tuple) and len(value) == len(CLASSES)
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    if not ok or min(value) < 0 or not math.isfinite(sum(value)) or sum(value) <= 0:
+        raise HizkitError(
+            f"{where} must be 'em' or three non-negative numbers (low-z, high-z, brown "
+            f"dwarf), got {value!r}"
+        )
+    return tuple(float(v) / sum(value) for v in value)
 
 
 def scheduler(value: Any, where: str) -> str | None:
@@ -243,6 +263,12 @@ OPTIONS: tuple[Option, ...] = (
         "predict", "threshold", optional(fraction), None,
         "draw the lists at this calibrated probability instead (the expected purity is "
         "stated)", ("predict",), metavar="T",
+    ),
+    Option(
+        "predict", "priors", class_priors, "em",
+        "the field's class priors low-z,high-z,brown-dwarf (e.g. 0.875,0.12,0.005), or em: "
+        "estimated from the field's own outputs (default %(default)s)",
+        ("predict",), metavar="P,P,P",
     ),
     Option(
         "predict", "scheduler", scheduler, None,

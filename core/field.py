@@ -12,12 +12,14 @@ do with a model on a new field, and measures what it gets:
 1. **calibrate** its probabilities on the run's validation part, at the class prior it
    was trained at (temperature scaling; :class:`hizkit.calibration.Calibration`: with
    balanced class weights that prior is uniform);
-2. **estimate the field's class priors** from its own outputs by EM (Saerens et al. 2002)
-   and move the probabilities to them; the operating point is the most probable class;
+2. move the probabilities to **the field's class priors** (a simulated field knows them)
+   and take the most probable class: the operating point. How well EM (Saerens et al.
+   2002) finds those priors from the outputs alone, as ``hizkit predict`` must on a real
+   field, is reported beside them;
 3. **select at a stated purity**: rates ``R_k(t)`` measured on one half of the field and
-   the priors estimated on the other give ``purity(t)``; the lowest threshold that keeps
-   it above ``min_purity`` is applied to the other half, whose true purity is then
-   measured (stated against achieved);
+   the priors of the other give ``purity(t)``; the lowest threshold that keeps it above
+   ``min_purity`` is applied to the other half, whose true purity is then measured
+   (stated against achieved), with the priors given and with EM's estimate;
 4. report purity and completeness of the high-z and brown-dwarf lists (weighted, with
    Wilson intervals at Kish's effective size), catastrophic interlopers (true z < 3,
    brown dwarfs, spurious) apart from scatter across the threshold (3 <= z < 4), the
@@ -213,8 +215,12 @@ def evaluate(
     t = field if isinstance(field, FieldTruth) else FieldTruth.of(field)
     proba = np.asarray(proba, dtype=float)
     w = t.weight
-    priors, at_field = at_field_priors(proba, calibration, w)
+    true_priors = t.priors()
+    estimated, _ = at_field_priors(proba, calibration, w)
     calibrated = calibration.apply(proba)
+    # the operating point at the field's priors, given (a simulation knows them); how
+    # well EM finds them from the outputs alone is reported beside them
+    at_field = calibration.apply(proba, true_priors)
     predicted = np.argmax(at_field, axis=1)
     half = halves(t.truth, seed)
     out: dict[str, Any] = {
@@ -222,8 +228,8 @@ def evaluate(
         "weight": float(w.sum()),
         "priors": {
             "train": list(calibration.train_prior),
-            "estimated": priors.tolist(),
-            "true": t.priors().tolist(),
+            "estimated": estimated.tolist(),
+            "true": true_priors.tolist(),
         },
         "temperature": calibration.temperature,
         "min_purity": float(min_purity),
@@ -246,15 +252,18 @@ def evaluate(
                 )[0]
                 for level in COMPLETENESS
             }
-        # stated purity: threshold from one half (rates) at the priors the other half's
-        # own outputs give, applied to that other half, whose truth then says how pure
+        # stated purity: threshold from the rates of one half at the field's priors,
+        # applied to the other half, whose truth then says how pure the list is; with the
+        # priors given (the field's own) and with the priors EM finds in that half's
+        # outputs (what hizkit predict does on a real field)
         fit, use = half, ~half
-        train_prior = np.asarray(calibration.train_prior)
-        use_priors, _ = em_priors(calibrated[use], train_prior, weights=w[use])
-        pick = select_at_purity(score[fit], t.take(fit), score[use], use_priors, c, min_purity)
         sub = t.take(use)
-        achieved = list_metrics(pick.pop("selected"), sub.truth, c, sub.weight, sub.z, sub.kind)
-        entry["at_min_purity"] = {**pick, "achieved": achieved}
+        em_use, _ = em_priors(calibrated[use], np.asarray(calibration.train_prior), weights=w[use])
+        for key, priors in (("at_min_purity", sub.priors()), ("at_min_purity_em", em_use)):
+            pick = select_at_purity(score[fit], t.take(fit), score[use], priors, c, min_purity)
+            chosen = pick.pop("selected")
+            achieved = list_metrics(chosen, sub.truth, c, sub.weight, sub.z, sub.kind)
+            entry[key] = {**pick, "priors": priors.tolist(), "achieved": achieved}
         entry["curve"] = _curve(score, t.truth, c, w)
         binned = binned_list_metrics(
             predicted == c, t.truth, c, observed=t.snr, observed_edges=SNR_EDGES,
@@ -352,11 +361,12 @@ def select(
     *,
     min_purity: float | None = MIN_PURITY,
     threshold: float | None = None,
+    priors: Sequence[float] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Candidate lists of a field from a model's raw probabilities (``hizkit predict``).
 
-    The field's priors are estimated from the calibrated outputs by EM and the
-    probabilities moved to them (columns ``p_field_<class>``). Each list (high-z, brown
+    The field's priors (``priors``, or estimated from the calibrated outputs by EM) and
+    the probabilities moved to them (columns ``p_field_<class>``). Each list (high-z, brown
     dwarfs) takes the sources whose calibrated score (at the training prior) is at least
     ``threshold``, or, without one, the lowest threshold whose purity
     ``pi_c R_c(t) / sum_k pi_k R_k(t)`` (the stored rates at the estimated priors) stays
@@ -366,13 +376,19 @@ def select(
     the outputs to state."""
     calibrated = calibration.apply(proba)
     train_prior = np.asarray(calibration.train_prior)
-    priors, at_field = em_priors(calibrated, train_prior)
+    if priors is None:
+        priors, at_field = em_priors(calibrated, train_prior)
+        priors_from = "EM on this field's calibrated outputs (Saerens et al. 2002)"
+    else:
+        priors = np.asarray(priors, dtype=float) / np.sum(priors)
+        at_field = calibration.apply(proba, priors)
+        priors_from = "given"
     columns: dict[str, np.ndarray] = {
         f"p_field_{name}": at_field[:, i] for i, name in enumerate(CLASSES)
     }
     statement: dict[str, Any] = {
         "priors": dict(zip(CLASSES, priors.tolist(), strict=True)),
-        "priors_from": "EM on this field's calibrated outputs (Saerens et al. 2002)",
+        "priors_from": priors_from,
         "calibration": calibration.to_dict(),
         "rates_from": selection["measured_on"] if selection else None,
         "min_purity": None if threshold is not None else min_purity,

@@ -22,6 +22,7 @@ import html
 import io
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,7 @@ def predict_field(
     scheduler: str | None = None,
     min_purity: float | None = MIN_PURITY,
     threshold: float | None = None,
+    priors: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """Classify every source of the field; write the candidate files into ``out``.
 
@@ -207,7 +209,12 @@ def predict_field(
     table = gather_chunks(chunk_dir, len(plan), len(catalog))
     proba = table[[f"p_{c}" for c in CLASSES]].to_numpy(float)
     columns, statement = select(
-        proba, model.calibration, model.selection, min_purity=min_purity, threshold=threshold
+        proba,
+        model.calibration,
+        model.selection,
+        min_purity=min_purity,
+        threshold=threshold,
+        priors=priors,
     )
     for name, values in columns.items():
         table[name] = values
@@ -459,10 +466,8 @@ def selection_lines(statement: dict[str, Any] | None) -> list[str]:
         return []
     names = {"highz": "high-z (z ≥ 4)", "brown_dwarf": "brown-dwarf"}
     priors = statement["priors"]
-    lines = [
-        "field priors estimated from this field's own outputs (EM): "
-        + ", ".join(f"{c} {100 * p:.2f} %" for c, p in priors.items())
-    ]
+    how = "given" if statement["priors_from"] == "given" else "from this field's outputs (EM)"
+    lines = [f"field priors {how}: " + ", ".join(f"{c} {100 * p:.2f} %" for c, p in priors.items())]
     for name, entry in statement["lists"].items():
         text = f"{names.get(name, name)} list: {entry['n_selected']} sources, {entry['rule']}"
         if entry["expected_purity"] is not None:

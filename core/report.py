@@ -87,7 +87,8 @@ def results_document(result: BenchResult) -> dict[str, Any]:
         priors: {train, estimated (EM on the field's own outputs), true}: [lowz, highz, bd]
         lists: {highz | brown_dwarf: {
             all | snr_5_10 | snr_10: LIST + ranked: {purity_at_completeness_0.5, _0.8},
-            at_min_purity: {threshold, stated_purity, stated_completeness, achieved: LIST},
+            at_min_purity, at_min_purity_em: {threshold, stated_purity,
+                stated_completeness, priors, achieved: LIST},
             curve: {purity, completeness, threshold}: [..],
             by_snr | by_magnitude | by_photoz: [{lo, hi, n_selected, weight_selected,
                                                  purity, purity_catastrophic}],
@@ -97,8 +98,10 @@ def results_document(result: BenchResult) -> dict[str, Any]:
     ``LIST`` is :func:`hizkit.purity.list_metrics`' dict (purity, completeness and
     purity against catastrophic interlopers, each ``{value, low, high, n, n_eff}`` with a
     68 % Wilson interval at Kish's effective size; interlopers by class and kind). The
-    operating point is the most probable class at the estimated priors; ``at_min_purity``
-    picks its threshold on one half of the field and is measured on the other. The
+    operating point is the most probable class at the field's true priors;
+    ``at_min_purity`` picks its threshold on one half of the field at the other half's
+    true priors (``_em``: at the priors EM estimates from that half's outputs, as
+    ``hizkit predict`` does) and is measured on the other half. The
     scalars of run ``i`` are also under ``metrics`` as ``field_*``.
 
     ``tpr``, ``tnr``, ``accuracy`` and ``confusion`` (rows true, columns predicted, in the
@@ -270,6 +273,15 @@ def _num(value: float | None, digits: int = 2, pct: bool = False) -> str:
     return f"{100 * value:.0f}" if pct else f"{value:.{digits}f}"
 
 
+def _pick(pick: dict[str, Any]) -> str:
+    """stated / achieved purity / achieved completeness of a list drawn at min purity."""
+    return (
+        f"{_num(pick['stated_purity'], pct=True)} / "
+        f"{_num(pick['achieved']['purity']['value'], pct=True)} / "
+        f"{_num(pick['achieved']['completeness']['value'], pct=True)}"
+    )
+
+
 def field_sections(result: BenchResult) -> dict[str, dict[str, Any]]:
     """Each label's field section of its first run (labels without one left out)."""
     return {
@@ -306,9 +318,7 @@ def field_rows(sections: dict[str, dict[str, Any]], name: str) -> list[list[str]
                 _pct(lo["purity"]),
                 f"{_num(ranked['purity_at_completeness_0.5'], pct=True)} / "
                 f"{_num(ranked['purity_at_completeness_0.8'], pct=True)}",
-                f"{_num(pick['stated_purity'], pct=True)} / "
-                f"{_num(pick['achieved']['purity']['value'], pct=True)} / "
-                f"{_num(pick['achieved']['completeness']['value'], pct=True)}",
+                _pick(pick),
                 f"{_num(e['ece']['raw'], 3)} → {_num(e['ece']['calibrated'], 3)}",
             ]
         )
@@ -331,8 +341,8 @@ def field_markdown(result: BenchResult) -> list[str]:
         f"({first['weight']:.0f} on the sky after the importance weights of its enriched "
         f"rare kinds); true class priors low-z / high-z / brown dwarf "
         f"{' / '.join(f'{100 * p:.2f}' for p in true)} %. Each classifier is calibrated on "
-        "its validation part, the field's priors are estimated from its own outputs (EM), "
-        "and a source joins a list when that class is the most probable. Run 1 "
+        "its validation part, its probabilities are moved to the field's priors, and a "
+        "source joins a list when that class is the most probable. Run 1 "
         f"(seed {result.splits[0].seed}); weighted percentages with 68 % Wilson intervals; "
         "catastrophic interlopers are true z < 3, brown dwarfs and spurious detections "
         "(3 ≤ z < 4 is scatter across the threshold). 'At min purity': the threshold that "
@@ -344,6 +354,24 @@ def field_markdown(result: BenchResult) -> list[str]:
         lines += [f"### {title}", ""]
         lines += _md_table(FIELD_HEAD, field_rows(sections, name))
         lines += [""]
+    lines += [
+        "Priors the field's own outputs give by EM (as `hizkit predict` estimates "
+        "them on a real field), and the list drawn at min purity with them:",
+        "",
+    ]
+    lines += _md_table(
+        ["classifier", "EM priors low-z / high-z / BD %", "high-z at min purity: stated / "
+         "achieved / compl. %"],
+        [
+            [
+                label,
+                " / ".join(f"{100 * p:.1f}" for p in sec["priors"]["estimated"]),
+                _pick(sec["lists"]["highz"]["at_min_purity_em"]),
+            ]
+            for label, sec in sections.items()
+        ],
+    )  # fmt: skip
+    lines += [""]
     kinds: dict[str, dict[str, float]] = {}
     for label, sec in sections.items():
         for kind, v in sec["lists"]["highz"]["snr_10"]["interlopers"]["by_kind"].items():
@@ -359,28 +387,37 @@ def field_markdown(result: BenchResult) -> list[str]:
 
 
 def field_table(result: BenchResult) -> Table | None:
-    """The terminal's field table (None without a field test)."""
+    """The terminal's field table (None without a field test): values only, the
+    intervals are in summary.md."""
     sections = field_sections(result)
     if not sections:
         return None
-    table = Table(title="field test at the sky's mix: the high-z and brown-dwarf lists (%)")
-    for col in ("classifier", "z≥4 purity", "completeness", "purity S/N≥10", "compl. S/N≥10",
-                "at min purity: stated/achieved", "BD purity", "BD completeness"):  # fmt: skip
+    table = Table(title="field test at the sky's mix: the z ≥ 4 and brown-dwarf lists (%)")
+    for col in ("classifier", "z≥4 pur.", "compl.", "pur. S/N≥10", "compl. S/N≥10",
+                "at min pur.", "BD pur.", "BD compl."):  # fmt: skip
         table.add_column(col, justify="left" if col == "classifier" else "right")
+
+    def value(fraction: dict[str, float]) -> str:
+        return _num(fraction["value"], pct=True)
+
     for label, sec in sections.items():
         h, b = sec["lists"]["highz"], sec["lists"]["brown_dwarf"]
         pick = h["at_min_purity"]
         table.add_row(
             label,
-            _pct(h["all"]["purity"]),
-            _pct(h["all"]["completeness"]),
-            _pct(h["snr_10"]["purity"]),
-            _pct(h["snr_10"]["completeness"]),
-            f"{_num(pick['stated_purity'], pct=True)}/"
-            f"{_num(pick['achieved']['purity']['value'], pct=True)}",
-            _pct(b["all"]["purity"]),
-            _pct(b["all"]["completeness"]),
+            value(h["all"]["purity"]),
+            value(h["all"]["completeness"]),
+            value(h["snr_10"]["purity"]),
+            value(h["snr_10"]["completeness"]),
+            f"{_num(pick['achieved']['purity']['value'], pct=True)}@"
+            f"{_num(pick['achieved']['completeness']['value'], pct=True)}",
+            value(b["all"]["purity"]),
+            value(b["all"]["completeness"]),
         )
+    table.caption = (
+        f"at min pur.: the purity@completeness achieved by the list drawn for "
+        f"{100 * next(iter(sections.values()))['min_purity']:.0f} % purity (summary.md)"
+    )
     return table
 
 
