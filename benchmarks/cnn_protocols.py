@@ -7,6 +7,9 @@ cutout) runs once and the training can run wherever a GPU is:
     python benchmarks/cnn_protocols.py export DIR [--extra-bd 200]
     python benchmarks/cnn_protocols.py run DIR [--runs 10] [--configs poster,default,...]
 
+(``--smoke`` on both: a tiny survey, one run of a tiny one-epoch cnn; CI checks the code
+paths with it.)
+
 ``export`` builds the default survey (photo-z labels kept beside the true ones), applies
 the per-source preprocessors (segment, normalise: neither learns anything from the
 training part, so preprocessing before the split gives the same inputs as the harness),
@@ -63,12 +66,13 @@ PROTOCOLS: dict[str, tuple[str, dict, tuple[str, ...], str, bool]] = {
 }
 
 
-def export(out: Path, extra_bd: int) -> None:
+def export(out: Path, extra_bd: int, smoke: bool = False) -> None:
     from hizkit.registry import get_registry
 
     registry = get_registry()
+    size = registry.get("data_source", "mock").test_params if smoke else {}
     data = registry.create(
-        "data_source", "mock", labels="photoz", n_extra_brown_dwarfs=extra_bd
+        "data_source", "mock", **size, labels="photoz", n_extra_brown_dwarfs=extra_bd
     ).load()
     parts = [("main", data)] + ([("extra", data.extra_train)] if data.extra_train else [])
     out.mkdir(parents=True, exist_ok=True)
@@ -164,16 +168,22 @@ def main() -> None:
     ex = sub.add_parser("export", help="simulate + preprocess the default survey once")
     ex.add_argument("dir", type=Path)
     ex.add_argument("--extra-bd", type=int, default=200)
+    ex.add_argument("--smoke", action="store_true", help="a tiny survey (CI: code paths only)")
     ru = sub.add_parser("run", help="train and test each protocol on the exported data")
     ru.add_argument("dir", type=Path)
     ru.add_argument("--configs", default="poster,photoz_on_photoz_labels,default,photoz")
     ru.add_argument("--runs", type=int, default=10)
     ru.add_argument("--seed", type=int, default=0)
     ru.add_argument("--set", default="{}", help="JSON cnn overrides, e.g. '{\"compile\": false}'")
+    ru.add_argument(
+        "--smoke", action="store_true", help="one run of default and photoz, a tiny 1-epoch cnn"
+    )
     args = ap.parse_args()
     if args.cmd == "export":
-        export(args.dir, args.extra_bd)
+        export(args.dir, 4 if args.smoke else args.extra_bd, args.smoke)
     else:
+        if args.smoke:
+            args.runs, args.configs, args.set = 1, "default,photoz", '{"epochs": 1, "width": 4}'
         unknown = set(args.configs.split(",")) - set(PROTOCOLS)
         if unknown:
             ap.error(f"unknown protocol(s) {sorted(unknown)}; known: {sorted(PROTOCOLS)}")

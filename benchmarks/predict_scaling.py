@@ -7,7 +7,7 @@ identical, and prints sources/s, the efficiency rate(2) / (2 rate(1)), and the p
 cost extrapolated to a COSMOS-Web-sized catalog (COSMOS2025: > 700,000 sources).
 Ends with one JSON line::
 
-    .venv/bin/python benchmarks/predict_scaling.py [--sources 4000] [--model xgb]
+    .venv/bin/python benchmarks/predict_scaling.py [--sources 4000] [--model xgb] [--smoke]
 """
 
 from __future__ import annotations
@@ -28,18 +28,21 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("bench-predict"))
     ap.add_argument("--model", default="xgb", help="cnn, xgb, rf or colour")
     ap.add_argument("--chunk-size", type=int, default=256)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: the code paths only (CI)")
     args = ap.parse_args()
+    if args.smoke:  # predict_throughput's smoke field and models; colour needs no cutouts
+        args.sources, args.model, args.chunk_size = 24, "colour", 8
     os.environ.setdefault("HIZKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
     import pandas as pd
     from _common import finish
     from distributed import LocalCluster
     from predict_throughput import ensure_field, ensure_models
 
-    from hizkit.model import load_model
+    from hizkit import load_model
     from hizkit.predict import field_source, predict_field
 
-    field = ensure_field(args.workdir, args.sources)
-    model = load_model(ensure_models(args.workdir) / args.model)
+    field = ensure_field(args.workdir, args.sources, args.smoke)
+    model = load_model(ensure_models(args.workdir, args.smoke) / args.model)
     tables, rates = {}, {}
     for workers in (0, 1, 2):
         out = args.workdir / f"scaling-{args.model}-{workers}-{time.strftime('%H%M%S')}"

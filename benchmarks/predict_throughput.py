@@ -20,7 +20,7 @@ WCS) and its catalog extensions are repeated with new IDs and positions. Then:
 
 It ends with one JSON line. Run from a checkout after ``make test`` built ``.venv``::
 
-    .venv/bin/python benchmarks/predict_throughput.py [--sources 85420] [--workdir DIR]
+    .venv/bin/python benchmarks/predict_throughput.py [--sources 85420] [--workdir DIR] [--smoke]
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def plain_reference(model_dir: Path, field: Path, index: np.ndarray) -> dict:
     from astropy.table import Table
     from astropy.wcs import WCS
 
-    from hizkit.model import load_model
+    from hizkit import load_model
     from hizkit.plugins.cnn import build_network
 
     model = load_model(model_dir)
@@ -201,7 +201,7 @@ def plain_reference(model_dir: Path, field: Path, index: np.ndarray) -> dict:
 
 def stage_rates(model_dir: Path, field: Path, index: np.ndarray) -> dict:
     """hizkit's own stages on the sample: cutting, each preprocessor, the classifier."""
-    from hizkit.model import load_model
+    from hizkit import load_model
     from hizkit.registry import get_registry
 
     model = load_model(model_dir)
@@ -221,7 +221,24 @@ def stage_rates(model_dir: Path, field: Path, index: np.ndarray) -> dict:
     return rates
 
 
-def ensure_field(work: Path, n_sources: int) -> Path:
+#: ``--smoke``: a tiny base survey, tiny quick models and a few sources (CI: code paths only)
+SMOKE = {
+    "sources": 24,
+    "sample": 8,
+    "classifiers": "cnn,colour",
+    "base": {"n_lowz": 12, "n_highz": 12, "n_brown_dwarfs": 4, "field_sources": 0},
+    "data": {
+        "n_lowz": 16,
+        "n_highz": 16,
+        "n_brown_dwarfs": 4,
+        "n_unlabelled": 0,
+        "field_sources": 0,
+    },
+    "models": {"cnn": {"epochs": 1, "width": 4}},
+}
+
+
+def ensure_field(work: Path, n_sources: int, smoke: bool = False) -> Path:
     """The simulated field of ``n_sources`` in ``work`` (built on first use)."""
     from hizkit.plugins.mock import MockSurvey
 
@@ -230,32 +247,30 @@ def ensure_field(work: Path, n_sources: int) -> Path:
         t0 = time.perf_counter()
         base = work / "base"
         if not base.exists():
-            MockSurvey(n_lowz=512, n_highz=512, n_brown_dwarfs=16, n_unlabelled=0,
-                       seed=11).simulate_to(base)  # fmt: skip
+            size = SMOKE["base"] if smoke else {"n_lowz": 512, "n_highz": 512, "n_brown_dwarfs": 16}
+            MockSurvey(**size, n_unlabelled=0, seed=11).simulate_to(base)
         build_field(base, field, n_sources)
         print(f"field built in {time.perf_counter() - t0:.0f} s")
     return field
 
 
-def ensure_models(work: Path) -> Path:
-    """Quick models (cnn one epoch, xgb, rf, colour) in ``work/models`` (trained once)."""
+def ensure_models(work: Path, smoke: bool = False) -> Path:
+    """Quick models (cnn one epoch, xgb, rf, colour) in ``work/models`` (trained once;
+    ``smoke``: a tiny cnn and colour)."""
     import hizkit
 
     models = work / "models"
     if not models.exists():
         t0 = time.perf_counter()
+        data = {"n_lowz": 150, "n_highz": 150, "n_brown_dwarfs": 8, "n_unlabelled": 3000}
         hizkit.train(
             "mock",
-            ["cnn", "xgb", "rf", "colour"],
+            SMOKE["classifiers"].split(",") if smoke else ["cnn", "xgb", "rf", "colour"],
             {
-                "data": {
-                    "n_lowz": 150,
-                    "n_highz": 150,
-                    "n_brown_dwarfs": 8,
-                    "n_unlabelled": 3000,
-                    "seed": 4,
-                },
-                "classifiers": {"cnn": {"epochs": 1}, "xgb": {"n_estimators": 50}},
+                "data": {**(SMOKE["data"] if smoke else data), "seed": 4},
+                "classifiers": SMOKE["models"]
+                if smoke
+                else {"cnn": {"epochs": 1}, "xgb": {"n_estimators": 50}},
             },
             out=models,
         )
@@ -296,7 +311,14 @@ def main() -> None:
     ap.add_argument("--child-model", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--child-field", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--child-sample", help=argparse.SUPPRESS)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: the code paths only (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.sources, args.sample, args.classifiers = (
+            SMOKE["sources"],
+            SMOKE["sample"],
+            SMOKE["classifiers"],
+        )
     os.environ.setdefault("HIZKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
     if args.child:
         run = plain_reference if args.child == "plain" else stage_rates
@@ -307,8 +329,8 @@ def main() -> None:
 
     work = args.workdir
     figures: dict[str, object] = {"sources": args.sources}
-    field = ensure_field(work, args.sources)
-    models = ensure_models(work)
+    field = ensure_field(work, args.sources, args.smoke)
+    models = ensure_models(work, args.smoke)
     sample = contiguous_sample(field, args.sample)
     for label in args.classifiers.split(","):
         out = work / f"predict-{label}-{time.strftime('%H%M%S')}"
