@@ -233,6 +233,11 @@ def _lowz_weight(z: np.ndarray, kind: np.ndarray) -> np.ndarray:
     return np.where(kind == "starforming", sky_other / drawn_other, w)
 
 
+#: detections measured at once (each holds its cutouts and the FFTs of their PSF
+#: matching, ~0.6 MB per 64-pixel detection). Part of the field's numbers: the BLAS
+#: reductions of :func:`images.measure` round differently for another chunking
+MEASURE_CHUNK = 1000
+
 #: sources drawn at once: the SPS photometry of a draw holds (N, wavelengths) arrays
 DRAW_CHUNK = 1000
 
@@ -375,7 +380,9 @@ def render_sky(src: Sources, x: np.ndarray, y: np.ndarray, side: int) -> np.ndar
             & (fys > fy0 - reach)
             & (fys < fy0 + fine + reach)
         )
-        acc = np.zeros((7, fine, fine))
+        # one band at a time (float64, as before: the same sums and FFTs per band), so
+        # that a tile holds one fine-grid image and its transform, not seven
+        pieces = []
         for k in sel:
             cx, cy = int(np.rint(fxs[k])), int(np.rint(fys[k]))
             st = _stamp(src.re[k], src.sersic[k], src.q[k], src.pa[k], fxs[k] - cx, fys[k] - cy)
@@ -386,12 +393,21 @@ def render_sky(src: Sources, x: np.ndarray, y: np.ndarray, side: int) -> np.ndar
             d0, d1 = max(b0, 0), min(b1, fine)
             if c0 >= c1 or d0 >= d1:
                 continue
-            piece = st[c0 - a0 : c1 - a0, d0 - b0 : d1 - b0]
-            acc[:, c0:c1, d0:d1] += src.flux[k][:, None, None] * piece[None]
-        img = fft.irfft2(fft.rfft2(acc, workers=-1) * psf, s=(fine, fine), workers=-1)
-        binned = img.reshape(7, tile, ov, tile, ov).sum(axis=(2, 4))
+            pieces.append((k, c0, c1, d0, d1, st[c0 - a0 : c1 - a0, d0 - b0 : d1 - b0]))
         ci, cj = min(core, side - i0), min(core, side - j0)
-        out[:, i0 : i0 + ci, j0 : j0 + cj] = binned[:, MARGIN : MARGIN + ci, MARGIN : MARGIN + cj]
+        for b in range(7):
+            acc = np.zeros((1, fine, fine))
+            for k, c0, c1, d0, d1, piece in pieces:
+                acc[:, c0:c1, d0:d1] += src.flux[k][b : b + 1, None, None] * piece[None]
+            img = fft.irfft2(
+                fft.rfft2(acc, workers=-1) * psf[b : b + 1], s=(fine, fine), workers=-1
+            )
+            del acc
+            binned = img.reshape(1, tile, ov, tile, ov).sum(axis=(2, 4))
+            del img
+            out[b, i0 : i0 + ci, j0 : j0 + cj] = binned[
+                0, MARGIN : MARGIN + ci, MARGIN : MARGIN + cj
+            ]
     return out
 
 
@@ -500,9 +516,10 @@ DEBLEND_PIXELS = 20
 DEBLEND_CONTRAST = 0.05
 
 
-def detect(sci: np.ndarray, sigma: np.ndarray, holes: np.ndarray):
+def detect(sci: np.ndarray, sigma, holes: np.ndarray):
     """photutils detection and deblending on the inverse-variance-weighted stack of the
-    detection bands. Returns the deblended segmentation image and a table of centroids
+    detection bands (``sigma``: the per-pixel rms, (7, H, W) or a function of the band
+    giving (H, W)). Returns the deblended segmentation image and a table of centroids
     (x, y, 0-based pixels) and segment areas."""
     from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
 
@@ -510,7 +527,8 @@ def detect(sci: np.ndarray, sigma: np.ndarray, holes: np.ndarray):
     wsum = np.zeros(sci.shape[1:], np.float32)
     stack = np.zeros(sci.shape[1:], np.float32)
     for b in idx:
-        w = np.where(holes[b], 0.0, 1.0 / sigma[b] ** 2).astype(np.float32)
+        sig = sigma(b) if callable(sigma) else sigma[b]
+        w = np.where(holes[b], 0.0, 1.0 / sig**2).astype(np.float32)
         stack += w * np.nan_to_num(sci[b])
         wsum += w
     snr = np.where(wsum > 0, stack / np.sqrt(np.maximum(wsum, 1e-30)), 0.0).astype(np.float32)
@@ -658,11 +676,12 @@ def field_wcs(side: int, centre: tuple[float, float]):
     return w
 
 
-def streams(seed: int, n: int) -> list[np.random.Generator]:
+def streams(seed: int, n: int, stream: tuple[int, ...] = ()) -> list[np.random.Generator]:
     """The field's random generators: children of SeedSequence(seed) with spawn key
-    (FIELD_STREAM, i), disjoint from every stream of the survey."""
+    (FIELD_STREAM, *stream, i), disjoint from every stream of the survey; ``stream``
+    (e.g. the labelled fields of :mod:`field_training`) gives other, disjoint fields."""
     return [
-        np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(FIELD_STREAM, i)))
+        np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(FIELD_STREAM, *stream, i)))
         for i in range(n)
     ]
 
@@ -677,9 +696,11 @@ def simulate(
     coverage_loss: float = 0.05,
     detection_snr: float = 5.0,
     keep_images: bool = False,
+    stream: tuple[int, ...] = (),
 ) -> Field:
     """A field of about ``n_sources`` detections (module docstring). ``keep_images`` keeps
-    the mosaics for writing them (``hizkit simulate --field``)."""
+    the mosaics for writing them (``hizkit simulate --field``); ``stream`` (default: the
+    field test's) selects other random streams (:func:`streams`)."""
     from hizkit.plugins.mock import survey
 
     if not isinstance(n_sources, int) or n_sources < 1:
@@ -687,7 +708,7 @@ def simulate(
             f"field: the number of sources must be a positive integer, got {n_sources!r}"
         )
     mix = parse_mix(mix)
-    r_draw, r_pos, r_depth, r_cover, r_noise = streams(seed, 5)
+    r_draw, r_pos, r_depth, r_cover, r_noise = streams(seed, 5, tuple(stream))
     p = plan(n_sources, cutout_size, depth_scatter, detection_snr, mix)
     side = p.side
     progress.log(
@@ -713,34 +734,40 @@ def simulate(
     sci = render_sky(src, tx, ty, side)
     depth = depth_map(r_depth, side, depth_scatter)
     holes = coverage_masks(r_cover, side, coverage_loss)
-    sigma_full = np.empty_like(sci)
+    # band by band: a band's full-resolution sigma image is made when it is needed (here
+    # and again for the detection bands), never seven at once
     for b in progress.track(range(7), "adding noise"):
-        sigma_full[b] = sigma_image(depth, b, side)
-        add_noise(r_noise, sci[b], sigma_full[b], b)
+        add_noise(r_noise, sci[b], sigma_image(depth, b, side), b)
         sci[b][holes[b]] = np.nan
 
     progress.log("detecting (photutils) on the F277W+F356W+F444W stack")
-    seg, det = detect(sci, sigma_full, holes)
-    del sigma_full
+    seg, det = detect(sci, lambda b: sigma_image(depth, b, side), holes)
+    del holes
     if seg is None or len(det) == 0:
         raise HizkitError("field: nothing detected (is the field too small?)")
     x, y = det["x"].to_numpy(), det["y"].to_numpy()
     sig = sigma_at(depth, x, y)
+    # measured in chunks, keeping only the cutouts of detections that pass the catalog
+    # cut: the segmentation finds several times more candidates than pass it
     phot: dict[str, list] = {"flux": [], "err": [], "radius": []}
-    cut_parts = []
-    for i in range(0, len(det), 1000):
-        cut = cutouts_at(sci, x[i : i + 1000], y[i : i + 1000], cutout_size)
-        m = images.measure(cut, sig[i : i + 1000])
+    cut_parts, keep_parts = [], []
+    for i in range(0, len(det), MEASURE_CHUNK):
+        cut = cutouts_at(sci, x[i : i + MEASURE_CHUNK], y[i : i + MEASURE_CHUNK], cutout_size)
+        m = images.measure(cut, sig[i : i + MEASURE_CHUNK])
+        ok = survey.detection_snr(m["flux"], m["err"]) >= detection_snr
         for k in phot:
-            phot[k].append(m[k])
-        cut_parts.append(cut)
-    ph = {k: np.concatenate(v) for k, v in phot.items()}
-    snr = survey.detection_snr(ph["flux"], ph["err"])
-    keep = snr >= detection_snr
+            phot[k].append(m[k][ok])
+        cut_parts.append(cut[ok])
+        keep_parts.append(ok)
+        del cut, m
+    if not keep_images:
+        del sci
+    keep = np.concatenate(keep_parts)
     det = det[keep].reset_index(drop=True)
-    ph = {k: v[keep] for k, v in ph.items()}
-    cutouts = np.concatenate(cut_parts)[keep]
-    snr = snr[keep]
+    ph = {k: np.concatenate(v) for k, v in phot.items()}
+    cutouts = np.concatenate(cut_parts)
+    del cut_parts
+    snr = survey.detection_snr(ph["flux"], ph["err"])
 
     det_idx = [NIRCAM_BANDS.index(b) for b in DETECTION_BANDS]
     tflux = src.flux[:, det_idx].mean(axis=1)
