@@ -63,6 +63,14 @@ class MockSurvey(hizkit.DataSource):
     a class or kind (e.g. ``{"highz": 2}``). New draws, disjoint from the labelled set and
     the unlabelled catalog.
 
+    ``training_set = "field"`` (default ``"curated"``: the poster-like set above) draws
+    the labelled sources from the field generator instead (:mod:`.field_training`): field
+    sources down to the detection cut, neighbours and blends included, no quality cuts,
+    with ``training_mix = "balanced"`` (exactly ``n_lowz`` / ``n_highz`` /
+    ``n_brown_dwarfs``, plus the extra brown dwarfs) or ``"field"`` (about their sum at
+    the sky's mix, importance weights in ``weight``; no extra brown dwarfs). New draws on
+    their own random streams, disjoint from the field test and the unlabelled catalog.
+
     Deterministic for a seed; cached on disk (``$HIZKIT_CACHE_DIR`` or
     ``~/.cache/hizkit``) keyed by every parameter.
     """
@@ -94,6 +102,8 @@ class MockSurvey(hizkit.DataSource):
         labels: str = "truth",
         field_sources: int = FIELD_SOURCES,
         field_mix: dict[str, float] | None = None,
+        training_set: str = "curated",
+        training_mix: str = "balanced",
         seed: int = 0,
         cache: bool = True,
     ) -> None:
@@ -111,14 +121,42 @@ class MockSurvey(hizkit.DataSource):
         self.labels = labels
         self.field_sources = field_sources
         self.field_mix = field_mix
+        self.training_set = training_set
+        self.training_mix = training_mix
         self.seed = seed
         self.cache = cache
 
     def _validated(self) -> dict:
         params = self.get_params()
         params.pop("cache")
+        from hizkit.plugins.mock.field_training import TRAINING_MIXES, TRAINING_SETS
+
+        if self.training_set not in TRAINING_SETS:
+            raise HizkitError(
+                f"mock: training_set must be one of {', '.join(TRAINING_SETS)}, got "
+                f"{self.training_set!r}"
+            )
+        if self.training_mix not in TRAINING_MIXES:
+            raise HizkitError(
+                f"mock: training_mix must be one of {', '.join(TRAINING_MIXES)}, got "
+                f"{self.training_mix!r}"
+            )
+        field_mix_training = self.training_set == "field" and self.training_mix == "field"
+        if self.training_set == "curated":
+            if self.training_mix != "balanced":
+                raise HizkitError("mock: training_mix applies to training_set = 'field'")
+            # absent from the parameters (and the cache key) at their defaults
+            params.pop("training_set")
+            params.pop("training_mix")
         if params["n_extra_brown_dwarfs"] is None:
-            params["n_extra_brown_dwarfs"] = extra_brown_dwarfs(params["n_lowz"], params["n_highz"])
+            params["n_extra_brown_dwarfs"] = (
+                0 if field_mix_training else extra_brown_dwarfs(params["n_lowz"], params["n_highz"])
+            )
+        elif field_mix_training and params["n_extra_brown_dwarfs"]:
+            raise HizkitError(
+                "mock: training_mix = 'field' has no extra brown dwarfs (the field's own are "
+                "enriched and weighted); use training_mix = 'balanced' or n_extra_brown_dwarfs = 0"
+            )
         for key in (
             "n_lowz",
             "n_highz",

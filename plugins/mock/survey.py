@@ -312,12 +312,20 @@ def build(params: dict[str, Any]) -> Dataset:
         cat["label"] = assign_labels(src.label, cat["z_phot"].to_numpy(), params["labels"])
         return Dataset(cat, NIRCAM_BANDS, images.PIXEL, cut)
 
-    progress.log("simulating the labelled set")
-    main = labelled_set(counts, 1, rng)
-    extra = None
-    if params["n_extra_brown_dwarfs"] > 0:
-        extra_counts = {"lowz": 0, "highz": 0, "brown_dwarf": params["n_extra_brown_dwarfs"]}
-        extra = labelled_set(extra_counts, 10_000_001, np.random.default_rng([params["seed"], 1]))
+    training = None
+    if params.get("training_set", "curated") == "field":
+        from hizkit.plugins.mock import field_training
+
+        main, extra, training = field_training.labelled(params)
+    else:
+        progress.log("simulating the labelled set")
+        main = labelled_set(counts, 1, rng)
+        extra = None
+        if params["n_extra_brown_dwarfs"] > 0:
+            extra_counts = {"lowz": 0, "highz": 0, "brown_dwarf": params["n_extra_brown_dwarfs"]}
+            extra = labelled_set(
+                extra_counts, 10_000_001, np.random.default_rng([params["seed"], 1])
+            )
 
     unlabelled = None
     n_u = params["n_unlabelled"]
@@ -351,7 +359,9 @@ def build(params: dict[str, Any]) -> Dataset:
         ).data
 
     meta = {"source": "mock", **params}
-    if cuts.active:
+    if training is not None:
+        meta["training"] = training
+    elif cuts.active:
         totals: dict[str, int] = {}
         for name, n in passed:
             totals[name] = totals.get(name, 0) + n
