@@ -355,13 +355,16 @@ def fit_classifier(
     return Fitted(clf, steps, train, valid, test, time.perf_counter() - t0, fld)
 
 
-def calibrate_fitted(fitted: Fitted) -> Calibration:
+def calibrate_fitted(fitted: Fitted, valid_proba: np.ndarray | None = None) -> Calibration:
     """The fitted classifier's calibration: fitted on its validation part at the prior
-    it was trained at (:func:`hizkit.field.calibrate`)."""
+    it was trained at (:func:`hizkit.field.calibrate`); ``valid_proba``: its
+    probabilities there, when already computed."""
     clf, valid = fitted.classifier, fitted.valid
     has_valid = len(valid) > 0
+    if has_valid and valid_proba is None:
+        valid_proba = clf.predict_proba(valid)
     return calibrate(
-        clf.predict_proba(valid) if has_valid else None,
+        valid_proba if has_valid else None,
         valid.y if has_valid else None,
         clf.training_prior(fitted.train.y),
     )
@@ -402,9 +405,12 @@ def run_one(
     predict_seconds = time.perf_counter() - t0
     y_test = test.y
     evaluations = {n: e.evaluate(y_test, proba, test, clf) for n, e in evaluators.items()}
-    calibration = calibrate_fitted(fitted)
-    field_section = selection = None
-    if fitted.field is not None:
+    field_section = selection = calibration = None
+    unmet = [] if fitted.field is None else unmet_needs(cls, fitted.field)
+    if unmet:
+        progress.log(f"{spec.label}: no field test (the field lacks {', '.join(unmet)})")
+    elif fitted.field is not None:
+        calibration = calibrate_fitted(fitted)
         progress.log(f"{spec.label}: the field test ({len(fitted.field)} sources)")
         field_section, selection = field_outputs(
             fitted, spec.label, calibration, pipeline.config.min_purity, seed
@@ -440,7 +446,7 @@ def bench_task(dataset: Dataset, config: BenchConfig, label: str, run: int) -> C
     """One (run, classifier) fit on a Dask worker: the same code, split and seeds as the
     in-process loop, so the same numbers. The worker's plugins come from its registry."""
     registry = get_registry()
-    key = (id(dataset), repr((config.seed, config.preprocessor_params)))
+    key = (id(dataset), repr((config.seed, config.preprocessor_params, config.min_purity)))
     if key not in _WORKER_PIPELINES:
         _WORKER_PIPELINES.clear()  # one dataset at a time per worker
         _WORKER_PIPELINES[key] = Pipeline(dataset, registry, config)

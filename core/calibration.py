@@ -93,14 +93,21 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
     return softmax(np.log(np.clip(p, EPS, 1.0)) / float(temperature), axis=1)
 
 
-def fit_temperature(proba: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+def fit_temperature(
+    proba: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+) -> float:
     """The temperature ``T`` minimising the weighted negative log-likelihood of ``y``
     under ``softmax(log p / T)`` (temperature scaling, Guo et al. 2017), found by a
     bounded scalar search on ``log T`` (``scipy.optimize.minimize_scalar``; ``T`` within
     0.01-100). Rows with ``y < 0`` (no class) are ignored.
 
-    Fit it on held-out data whose class mix is the one the probabilities should be
-    calibrated at (:meth:`Calibration.fit` reweights to the training prior itself)."""
+    ``offset`` (per class) is added to the tempered log-probabilities before the softmax:
+    ``log(mix / prior)`` scores the tempered posteriors after Bayes' shift from the prior
+    they are calibrated at to the held-out rows' own class mix, so every row counts once
+    whatever the mix (:meth:`Calibration.fit`)."""
     p = _proba(proba)
     y = np.asarray(y, dtype=int)
     w = _weights(weights, len(p))
@@ -110,9 +117,11 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray, weights: np.ndarray | None
     logp = np.log(np.clip(p[keep], EPS, 1.0))
     y, w = y[keep], w[keep] / w[keep].sum()
     rows = np.arange(len(y))
+    shift = np.zeros(p.shape[1]) if offset is None else np.asarray(offset, dtype=float)
 
     def nll(log_t: float) -> float:
-        return float(-(w * log_softmax(logp * math.exp(-log_t), axis=1)[rows, y]).sum())
+        tempered = logp * math.exp(-log_t) + shift[None, :]
+        return float(-(w * log_softmax(tempered, axis=1)[rows, y]).sum())
 
     res = minimize_scalar(nll, bounds=LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-6})
     return float(math.exp(res.x))
@@ -279,27 +288,30 @@ class Calibration:
         y: np.ndarray,
         train_prior: np.ndarray,
         weights: np.ndarray | None = None,
-        reweight: bool = True,
+        shift: bool = True,
     ) -> Calibration:
         """Fit the temperature on held-out labelled sources (``y < 0`` ignored).
 
-        With ``reweight`` (the default) the rows are first reweighted so their class mix
-        is ``train_prior``, the prior the probabilities are calibrated at: a validation
-        part with the survey's class counts then calibrates a classifier trained with
-        balanced class weights at its own uniform prior (see :func:`training_prior`).
-        A class with prior > 0 but no held-out row leaves the others reweighted among
-        themselves."""
+        The probabilities are posteriors at ``train_prior`` (uniform for a classifier
+        trained with balanced class weights, see :func:`training_prior`), the held-out
+        rows have their own class mix: with ``shift`` (the default) the likelihood
+        maximised is that of the tempered posteriors moved by Bayes' rule from
+        ``train_prior`` to that mix, each row counted once. (Reweighting the rows to
+        ``train_prior`` instead would hang a third of the fit on the two or so
+        held-out brown dwarfs.)"""
         p = _proba(proba)
         k = p.shape[1]
         prior = _prior(train_prior, k, "train_prior")
         y = np.asarray(y, dtype=int)
-        w = _weights(weights, len(p)).copy()
-        if reweight:
+        w = _weights(weights, len(p))
+        offset = None
+        if shift:
             keep = y >= 0
-            mass = np.bincount(y[keep], weights=w[keep], minlength=k)[:k]
-            factor = np.divide(prior, mass, out=np.zeros(k), where=mass > 0)
-            w[keep] *= factor[y[keep]]
-        temperature = fit_temperature(p, y, w)
+            mix = np.bincount(y[keep], weights=w[keep], minlength=k)[:k]
+            mix = mix / mix.sum() if mix.sum() > 0 else prior
+            with np.errstate(divide="ignore"):
+                offset = np.where((mix > 0) & (prior > 0), np.log(mix / prior), -50.0)
+        temperature = fit_temperature(p, y, w, offset)
         return cls(temperature=temperature, train_prior=tuple(float(v) for v in prior))
 
     def apply(self, proba: np.ndarray, target_prior: np.ndarray | None = None) -> np.ndarray:

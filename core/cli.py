@@ -134,6 +134,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     registry = get_registry()
     model = load_model(args.model, registry)
     data = settings.data
+    threshold = settings.predict.threshold
+    if args.min_purity is not None and args.threshold is None:
+        threshold = None  # a --min-purity flag overrides a file's threshold
     source = field_source(model, data.source, data.params, registry)
     with progress.live():
         table = predict_field(
@@ -147,15 +150,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
             data_name=data.text,
             scheduler=settings.predict.scheduler,
             min_purity=settings.predict.min_purity,
-            threshold=settings.predict.threshold,
+            threshold=threshold,
             priors=settings.predict.priors,
         )
     counts = table["predicted"].value_counts()
-    summary = Table(title=f"{len(table)} sources classified by {model.label}")
-    for col in ("low-z", "high-z", "brown dwarf", "edge", "missing band", "outside domain"):
+    summary = Table(
+        title=f"{len(table)} sources classified by {model.label}",
+        caption="most probable: at the training prior; lists: selected_* (below)",
+    )
+    for col in ("most probable low-z / high-z / BD", "high-z list", "BD list", "edge",
+                "missing band", "outside domain"):  # fmt: skip
         summary.add_column(col, justify="right")
     summary.add_row(
-        *(str(int(counts.get(c, 0))) for c in CLASSES),
+        " / ".join(str(int(counts.get(c, 0))) for c in CLASSES),
+        *(str(int(table[f"selected_{n}"].sum())) for n in ("highz", "brown_dwarf")),
         *(
             str(int(table[f].sum()))
             for f in ("flag_edge", "flag_missing_band", "flag_outside_domain")

@@ -227,7 +227,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "bench", "min_purity", fraction, MIN_PURITY,
         "the purity the field test's candidate lists are selected at (default %(default)s)",
-        ("bench",), metavar="P",
+        ("bench", "train"), metavar="P",
     ),
     Option(
         "bench", "out", optional(text), None,
@@ -446,11 +446,13 @@ class Settings:
         command: str = "bench",
         *,
         registry: Registry | None = None,
+        check_data: bool = True,
     ) -> Settings:
         """Read ``doc`` (a parsed configuration, e.g. :func:`read_toml`) under ``flags``
         (flag name -> value, None for a flag not given) for ``command``; check every
         value, and every plugin name and parameter against the registry, before any data
-        is loaded: a typo costs nothing."""
+        is loaded: a typo costs nothing. ``check_data=False`` for a caller that brings
+        its own Dataset (the data source is then not needed)."""
         doc = dict(doc or {})
         flags = {k: v for k, v in (flags or {}).items() if v is not None}
         check_document(doc)
@@ -479,7 +481,7 @@ class Settings:
         )
         if specs:
             settings.config.validate()
-        settings.check(doc, registry or get_registry())
+        settings.check(doc, registry or get_registry(), check_data)
         return settings
 
     def __getattr__(self, table: str) -> Section:
@@ -506,10 +508,12 @@ class Settings:
             min_purity=bench.get("min_purity", MIN_PURITY),
         )
 
-    def check(self, doc: Mapping[str, Any], registry: Registry) -> None:
-        """Every plugin name and parameter against ``registry``."""
-        source_cls = registry.get("data_source", self.data.source)
-        check_param_types("data source", source_cls, self.data.params, "[data]")
+    def check(self, doc: Mapping[str, Any], registry: Registry, data: bool = True) -> None:
+        """Every plugin name and parameter against ``registry`` (the data source's only
+        with ``data``)."""
+        if data:
+            source_cls = registry.get("data_source", self.data.source)
+            check_param_types("data source", source_cls, self.data.params, "[data]")
         for spec in self.classifiers:
             registry.info("classifier", spec.plugin)
         for name in self.config.evaluators or []:

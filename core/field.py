@@ -122,6 +122,39 @@ class FieldTruth:
         counts = np.bincount(self.truth[keep], weights=self.weight[keep], minlength=len(CLASSES))
         return counts / counts.sum() if counts.sum() > 0 else np.full(len(CLASSES), np.nan)
 
+    @property
+    def other_fraction(self) -> float:
+        """The weighted share of detections with no true source (spurious)."""
+        total = self.weight.sum()
+        return float(self.weight[self.truth < 0].sum() / total) if total > 0 else 0.0
+
+    def counts(self) -> np.ndarray:
+        """Sources per row of :func:`hizkit.purity.rates_vs_threshold` (classes, then
+        spurious), unweighted."""
+        return np.array([np.sum(self.truth == k) for k in [*range(len(CLASSES)), -1]], float)
+
+
+def with_other(priors: Sequence[float], other_fraction: float) -> np.ndarray:
+    """Class priors extended by the share of spurious detections (the rates' last row),
+    so a stated purity counts them as the measured one does."""
+    p = np.asarray(priors, dtype=float)
+    return np.append(p / p.sum() * (1 - other_fraction), other_fraction)
+
+
+#: a threshold must select at least this many field-test sources (expected, unweighted)
+#: for its purity to count: one interloper at the very top would otherwise empty a list
+MIN_SELECTED = 5
+
+
+def purity_curve(rates: np.ndarray, counts: np.ndarray, priors: np.ndarray, c: int) -> np.ndarray:
+    """purity(t) = pi_c R_c(t) / sum_k pi_k R_k(t) from measured ``rates`` (a class with
+    no member there: never selected), NaN where the thresholds select fewer than
+    :data:`MIN_SELECTED` of the ``counts`` sources the rates were measured on."""
+    r = np.nan_to_num(np.asarray(rates, dtype=float), nan=0.0)
+    purity = purity_from_rates(r, priors, c)
+    expected = np.asarray(counts, dtype=float) @ r
+    return np.where(expected >= MIN_SELECTED, purity, np.nan)
+
 
 def calibrate(
     valid_proba: np.ndarray | None, valid_y: np.ndarray | None, train_prior: np.ndarray
@@ -174,8 +207,7 @@ def select_at_purity(
     stated purity and completeness there and the selection it makes of ``score_apply``."""
     thresholds = np.unique(np.concatenate([score_fit, np.linspace(0, 1, 201)]))
     rates = rates_vs_threshold(score_fit, t_fit.truth, thresholds, t_fit.weight)
-    # a class with no member here has no measured rate: taken as never selected
-    purity = purity_from_rates(np.nan_to_num(rates, nan=0.0), priors, c)
+    purity = purity_curve(rates, t_fit.counts(), priors, c)
     t = threshold_for_purity(thresholds, purity, min_purity)
     if t is None:
         return {"threshold": None, "stated_purity": None, "stated_completeness": None,
@@ -259,7 +291,9 @@ def evaluate(
         fit, use = half, ~half
         sub = t.take(use)
         em_use, _ = em_priors(calibrated[use], np.asarray(calibration.train_prior), weights=w[use])
-        for key, priors in (("at_min_purity", sub.priors()), ("at_min_purity_em", em_use)):
+        other = t.take(fit).other_fraction  # known from the rates' sample, as in predict
+        given, estimated = with_other(sub.priors(), other), with_other(em_use, other)
+        for key, priors in (("at_min_purity", given), ("at_min_purity_em", estimated)):
             pick = select_at_purity(score[fit], t.take(fit), score[use], priors, c, min_purity)
             chosen = pick.pop("selected")
             achieved = list_metrics(chosen, sub.truth, c, sub.weight, sub.z, sub.kind)
@@ -317,15 +351,6 @@ def _number(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def summarise(sections: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Mean over runs of :func:`headline` (NaN-aware)."""
-    rows = [headline(s) for s in sections]
-    keys = sorted({k for r in rows for k in r})
-    return {
-        k: float(np.nanmean([r.get(k, np.nan) for r in rows])) if rows else np.nan for k in keys
-    }
-
-
 # ---------------------------------------------------------------------- selection in use
 
 #: thresholds at which a model stores its rates R_k(t) (calibrated scores crowd near 0
@@ -349,6 +374,8 @@ def selection_rates(calibrated: np.ndarray, field: Dataset | FieldTruth, measure
         "measured_on": measured_on,
         "n_sources": len(t.truth),
         "rows": [*CLASSES, "other"],
+        "counts": t.counts().tolist(),
+        "other_fraction": t.other_fraction,
         "thresholds": SELECTION_GRID.tolist(),
         "rates": rates,
     }
@@ -372,8 +399,9 @@ def select(
     ``pi_c R_c(t) / sum_k pi_k R_k(t)`` (the stored rates at the estimated priors) stays
     at least ``min_purity``. Without stored rates (a model trained on data with no field
     test) a list is the most probable class at the field's priors, and no purity is
-    stated. Returns the columns (``p_field_*``, ``selected_*``) and what was done, for
-    the outputs to state."""
+    stated. Returns the columns (``p_field_*``; ``score_*``, the calibrated probability
+    at the training prior that thresholds apply to; ``selected_*``) and what was done,
+    for the outputs to state."""
     calibrated = calibration.apply(proba)
     train_prior = np.asarray(calibration.train_prior)
     if priors is None:
@@ -405,7 +433,8 @@ def select(
         else:
             grid = np.asarray(selection["thresholds"], dtype=float)
             rates = np.nan_to_num(np.asarray(selection["rates"][name], dtype=float), nan=0.0)
-            purity = purity_from_rates(rates, priors, c)
+            full = with_other(priors, selection["other_fraction"])
+            purity = purity_curve(rates, np.asarray(selection["counts"]), full, c)
             t = (
                 threshold
                 if threshold is not None
@@ -425,6 +454,7 @@ def select(
                     + ("" if threshold is not None else f" (purity >= {min_purity})"),
                 )
         entry["n_selected"] = int(chosen.sum())
+        columns[f"score_{name}"] = calibrated[:, c]
         columns[f"selected_{name}"] = chosen
         statement["lists"][name] = entry
     return columns, statement

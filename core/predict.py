@@ -55,6 +55,9 @@ class PredictSpec:
     data_params: dict[str, Any]
     chunk_size: int
     n_sources: int
+    min_purity: float | None = None
+    threshold: float | None = None
+    priors: list[float] | None = None
 
     def differences(self, other: dict[str, Any]) -> list[str]:
         mine = json.loads(json.dumps(asdict(self)))
@@ -177,6 +180,9 @@ def predict_field(
         data_params=source.get_params(),
         chunk_size=chunk_size,
         n_sources=len(catalog),
+        min_purity=min_purity,
+        threshold=threshold,
+        priors=None if priors is None else [float(p) for p in priors],
     )
     chunk_dir = out / "chunks"
     if resume:
@@ -393,35 +399,46 @@ def fits_table(table: pd.DataFrame, model: TrainedModel):
     return t
 
 
+def members(table: pd.DataFrame, name: str) -> np.ndarray:
+    """Rows of the list of class ``name``: ``selected_<name>`` (drawn at a stated
+    purity, :func:`hizkit.field.select`) when the table has it, else ``predicted``."""
+    column = f"selected_{name}"
+    chosen = table[column].to_numpy(bool) if column in table else table["predicted"] == name
+    return table.index[chosen].to_numpy()
+
+
+def list_score(table: pd.DataFrame, name: str) -> str:
+    """The column a list is ranked and labelled by: the probability at the field's
+    priors when the table has it."""
+    return f"p_field_{name}" if f"p_field_{name}" in table else f"p_{name}"
+
+
 def ds9_regions(table: pd.DataFrame, radius_arcsec: float = 0.5) -> str:
-    """DS9 regions (fk5) for the sources predicted high-z (cyan) or brown dwarf (red)."""
+    """DS9 regions (fk5) for the high-z (cyan) and brown-dwarf (red) lists."""
     lines = [
         "# Region file format: DS9 version 4.1",
         "# hizkit predict: high-z candidates (cyan) and brown dwarfs (red)",
         'global font="helvetica 10 normal" width=2',
         "fk5",
     ]
-    colours = {"highz": ("cyan", "p_highz"), "brown_dwarf": ("red", "p_brown_dwarf")}
-    for row in table.itertuples(index=False):
-        if row.predicted not in colours:
-            continue
-        colour, col = colours[row.predicted]
-        p = getattr(row, col)
-        lines.append(
-            f'circle({row.ra:.7f},{row.dec:.7f},{radius_arcsec}") '
-            f"# color={colour} text={{{row.id} {p:.2f}}}"
-        )
+    for name, colour in (("highz", "cyan"), ("brown_dwarf", "red")):
+        col = list_score(table, name)
+        for i in members(table, name):
+            row = table.loc[i]
+            lines.append(
+                f'circle({row["ra"]:.7f},{row["dec"]:.7f},{radius_arcsec}") '
+                f"# color={colour} text={{{row['id']} {row[col]:.2f}}}"
+            )
     return "\n".join(lines) + "\n"
 
 
 def top_candidates(table: pd.DataFrame, top: int) -> list[tuple[str, np.ndarray]]:
-    """The ``top`` rows with the highest P(high-z) and P(brown dwarf), among the
-    sources predicted in that class."""
+    """The ``top`` most probable members of the high-z and brown-dwarf lists."""
     picks = []
     for name in ("highz", "brown_dwarf"):
-        col = f"p_{name}"
-        members = table.index[table["predicted"] == name].to_numpy()
-        order = members[np.argsort(-table.loc[members, col].to_numpy(), kind="stable")]
+        rows = members(table, name)
+        col = list_score(table, name)
+        order = rows[np.argsort(-table.loc[rows, col].to_numpy(), kind="stable")]
         picks.append((name, order[:top]))
     return [(n, idx) for n, idx in picks if len(idx)] if top else []
 
@@ -502,7 +519,7 @@ def candidates_html(
     cutouts: dict[int, np.ndarray] | None,
     statement: dict[str, Any] | None = None,
 ) -> str:
-    title = {"highz": "High-z candidates (z ≥ 4)", "brown_dwarf": "Brown-dwarf candidates"}
+    title = {"highz": "High-z list (z ≥ 4)", "brown_dwarf": "Brown-dwarf list"}
     counts = table["predicted"].value_counts()
     flags = [c for c in table.columns if c.startswith("flag_")]
     esc = html.escape
@@ -550,7 +567,7 @@ def candidates_html(
                 esc(str(row["id"])),
                 f"{row['ra']:.6f}",
                 f"{row['dec']:.6f}",
-                f"{row[f'p_{name}']:.3f}",
+                f"{row[list_score(table, name)]:.3f}",
                 *([f"{row['z_phot']:.2f}"] if zcol else []),
                 f"<span class='flag'>{esc(', '.join(raised))}</span>",
             ]

@@ -57,8 +57,9 @@ def train_models(
         cls, chain = plan[spec.label]
         progress.log(f"training {spec.label}")
         fitted = fit_classifier(pipeline, spec, cls, chain, split, config.seed)
-        metrics = held_out_metrics(fitted.valid.y, fitted.classifier.predict_proba(fitted.valid))
-        calibration = calibrate_fitted(fitted)
+        valid_proba = fitted.classifier.predict_proba(fitted.valid)
+        metrics = held_out_metrics(fitted.valid.y, valid_proba)
+        calibration = calibrate_fitted(fitted, valid_proba)
         selection = None
         if fitted.field is not None:
             progress.log(f"{spec.label}: selection rates on the field test")
@@ -136,7 +137,9 @@ def train(
         "seed": seed,
         "valid_fraction": valid_fraction,
     }
-    settings = Settings.load(doc, flags, "train", registry=registry)
+    settings = Settings.load(
+        doc, flags, "train", registry=registry, check_data=not isinstance(data, Dataset)
+    )
     dataset = data if isinstance(data, Dataset) else settings.dataset(registry)
     models = train_models(dataset, settings.config, registry, settings.train.valid_fraction)
     if out is not None:

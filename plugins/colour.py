@@ -34,6 +34,7 @@ from scipy.special import ndtr
 
 import hizkit
 from hizkit import CLASSES, Dataset
+from hizkit.calibration import training_prior
 from hizkit.science import (
     BROWN_DWARF_BANDS,
     DROPOUTS,
@@ -78,6 +79,11 @@ class ColourCuts(hizkit.Classifier):
             return (value > threshold).astype(float)
         with np.errstate(over="ignore", invalid="ignore"):
             return ndtr((value - threshold) / np.maximum(np.nan_to_num(sigma, nan=1.0), 0.05))
+
+    def training_prior(self, y: np.ndarray) -> np.ndarray:
+        """Uniform: the cuts' probabilities are rule-based likelihoods, whatever the
+        training part's class counts (or its extra brown dwarfs)."""
+        return training_prior(y, "balanced")
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         require_bands(data, self.bands_needed, self.name)

@@ -119,9 +119,9 @@ def test_classwise_ece_small_when_calibrated_large_when_not():
     assert classwise_ece(y, sharp, "highz") > 0.08
 
 
-def test_calibration_fit_reweights_to_training_prior():
-    """Posteriors exact at a uniform prior, held-out set at a skewed mix: after
-    reweighting to the uniform training prior the temperature is 1."""
+def test_calibration_fit_at_training_prior():
+    """Posteriors exact at a uniform prior, held-out set at a skewed mix: scored after
+    the shift to that mix, the temperature is 1."""
     mix = np.array([0.8, 0.15, 0.05])
     p, y = gaussian_field(mix, 40_000, seed=4)
     cal = Calibration.fit(p, y, train_prior=[1 / 3, 1 / 3, 1 / 3])
@@ -165,3 +165,17 @@ def test_training_prior():
     np.testing.assert_allclose(training_prior(y), [0.5, 0.5, 0.0])
     np.testing.assert_allclose(training_prior(y, None), [0.75, 0.25, 0.0])
     np.testing.assert_allclose(training_prior(np.array([0, 1, 2, 2])), [1 / 3] * 3)
+
+
+def test_two_held_out_brown_dwarfs_do_not_set_the_temperature():
+    """144 low-z, 144 high-z, 2 brown dwarfs, one of them missed: reweighting the rows to
+    a uniform prior gave T ~ 4 (a third of the fit on two rows); the shifted likelihood
+    counts each row once."""
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], [144, 144, 2])
+    p = np.full((len(y), 3), 0.05)
+    right = rng.random(len(y)) < 0.9
+    right[-2:] = [True, False]
+    p[np.arange(len(y)), np.where(right, y, (y + 1) % 3)] = 0.9
+    cal = Calibration.fit(p, y, train_prior=[1 / 3, 1 / 3, 1 / 3])
+    assert 0.6 < cal.temperature < 1.6

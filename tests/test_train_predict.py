@@ -125,12 +125,12 @@ def test_predict_writes_table_regions_and_page(models, field, tmp_path):
     assert "z_phot" in table.columns  # the catalog's photo-z is carried over
     assert "label" not in table.columns  # labels='none': the field is classified blind
     regions = (out / "candidates.reg").read_text().splitlines()
-    n_candidates = int(table["predicted"].isin(["highz", "brown_dwarf"]).sum())
+    # the regions and the page show the lists (selected_*), not the raw most probable class
+    lists = ("selected_highz", "selected_brown_dwarf")
+    n_candidates = int(sum(table[c].astype(bool).sum() for c in lists))
     assert regions[3] == "fk5" and len(regions) == 4 + n_candidates
     page = (out / "candidates.html").read_text()
-    assert page.count("<img ") == sum(
-        min(3, int((table["predicted"] == c).sum())) for c in ("highz", "brown_dwarf")
-    )
+    assert page.count("<img ") == sum(min(3, int(table[c].astype(bool).sum())) for c in lists)
     assert not (out / "chunks").exists()
 
 
