@@ -53,7 +53,8 @@ def _proba(proba: np.ndarray) -> np.ndarray:
     return p
 
 
-def _weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+def as_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+    """Importance weights checked (shape ``(n,)``, finite, non-negative); None: all 1."""
     if weights is None:
         return np.ones(n)
     w = np.asarray(weights, dtype=float)
@@ -110,7 +111,7 @@ def fit_temperature(
     whatever the mix (:meth:`Calibration.fit`)."""
     p = _proba(proba)
     y = np.asarray(y, dtype=int)
-    w = _weights(weights, len(p))
+    w = as_weights(weights, len(p))
     keep = (y >= 0) & (w > 0)
     if not keep.any():
         raise ValueError("fit_temperature needs at least one labelled row with weight > 0")
@@ -176,7 +177,7 @@ def em_priors(
     p = _proba(proba)
     k = p.shape[1]
     src = _prior(source_prior, k, "source_prior")
-    w = _weights(weights, len(p))
+    w = as_weights(weights, len(p))
     if w.sum() <= 0:
         raise ValueError("em_priors needs at least one row with weight > 0")
     w = w / w.sum()
@@ -208,7 +209,7 @@ def training_prior(
     classes (not the class counts); with ``None`` it is the (weighted) class fractions.
     Rows with ``y < 0`` are ignored; an absent class gets 0."""
     y = np.asarray(y, dtype=int)
-    w = _weights(weights, len(y))
+    w = as_weights(weights, len(y))
     keep = y >= 0
     counts = np.bincount(y[keep], weights=w[keep], minlength=n_classes)[:n_classes]
     if counts.sum() <= 0:
@@ -247,7 +248,7 @@ def classwise_ece(
     p = _proba(proba)
     j = class_index(cls)
     y = np.asarray(y, dtype=int)
-    w = _weights(weights, len(p))
+    w = as_weights(weights, len(p))
     if w.sum() <= 0:
         return float("nan")
     score = np.clip(p[:, j], 0.0, 1.0)
@@ -303,7 +304,7 @@ class Calibration:
         k = p.shape[1]
         prior = _prior(train_prior, k, "train_prior")
         y = np.asarray(y, dtype=int)
-        w = _weights(weights, len(p))
+        w = as_weights(weights, len(p))
         offset = None
         if shift:
             keep = y >= 0

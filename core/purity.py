@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hizkit.calibration import class_index
+from hizkit.calibration import as_weights, class_index
 from hizkit.dataset import CLASSES, Z_HIGH
 
 #: true-z width of the band across the class boundary whose interlopers are "scatter"
@@ -35,17 +35,6 @@ from hizkit.dataset import CLASSES, Z_HIGH
 SCATTER_DZ = 1.0
 #: the name of the "no class" row / truth -1 (spurious detections)
 OTHER = "other"
-
-
-def _weights(weights: np.ndarray | None, n: int) -> np.ndarray:
-    if weights is None:
-        return np.ones(n)
-    w = np.asarray(weights, dtype=float)
-    if w.shape != (n,):
-        raise ValueError(f"weights must have shape ({n},), not {w.shape}")
-    if not np.all(np.isfinite(w) & (w >= 0)):
-        raise ValueError("weights must be finite and non-negative")
-    return w
 
 
 def _class_name(j: int) -> str:
@@ -86,7 +75,7 @@ def weighted_fraction(
     weight > 0); value and interval NaN when there are none.
     """
     hit = np.asarray(hit, dtype=bool)
-    w = _weights(weights, len(hit))
+    w = as_weights(weights, len(hit))
     total = float(w.sum())
     n = int(np.count_nonzero(w > 0))
     if not total > 0:
@@ -117,7 +106,7 @@ def rates_vs_threshold(
     score = np.asarray(score, dtype=float)
     truth = np.asarray(truth, dtype=int)
     t = np.asarray(thresholds, dtype=float)
-    w = _weights(weights, len(score))
+    w = as_weights(weights, len(score))
     out = np.full((n_classes + 1, len(t)), np.nan)
     for row, k in enumerate([*range(n_classes), -1]):
         member = truth == k
@@ -202,7 +191,7 @@ def precision_recall(
     Recall is NaN when the class has no weight."""
     score = np.asarray(score, dtype=float)
     truth = np.asarray(truth, dtype=int)
-    w = _weights(weights, len(score))
+    w = as_weights(weights, len(score))
     pos = truth == class_index(cls)
     finite = np.isfinite(score)
     score, w, pos = score[finite], w[finite], pos[finite]
@@ -307,7 +296,7 @@ def list_metrics(
     """
     sel = np.asarray(selected, dtype=bool)
     truth = np.asarray(truth, dtype=int)
-    w = _weights(weights, len(sel))
+    w = as_weights(weights, len(sel))
     c = class_index(cls)
     member = truth == c
     catastrophic = _interloper_class(truth, c, z_true, z_threshold, scatter_dz)
@@ -403,7 +392,7 @@ def binned_list_metrics(
     """
     sel = np.asarray(selected, dtype=bool)
     truth = np.asarray(truth, dtype=int)
-    w = _weights(weights, len(sel))
+    w = as_weights(weights, len(sel))
     c = class_index(cls)
     member = truth == c
     catastrophic = _interloper_class(truth, c, z_true, z_threshold, scatter_dz)
