@@ -137,11 +137,12 @@ def fractions(value: Any, where: str) -> tuple[float, float, float]:
     return check_fractions(value, where)
 
 
-def class_priors(value: Any, where: str) -> tuple[float, ...] | None:
-    """A field's class priors (low-z, high-z, brown dwarf), normalised; ``"em"`` or
-    unset: estimated from the field's own outputs."""
-    if value is None or value == "em":
-        return None
+def class_priors(value: Any, where: str) -> tuple[float, ...] | str:
+    """A field's class priors (low-z, high-z, brown dwarf), normalised; or ``"sky"``
+    (those of the simulated field the model's rates come from) or ``"em"`` (estimated
+    from the field's own outputs)."""
+    if value in ("em", "sky"):
+        return value
     if isinstance(value, str):
         try:
             value = [float(v) for v in value.split(",")]
@@ -151,7 +152,7 @@ def class_priors(value: Any, where: str) -> tuple[float, ...] | None:
     ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     if not ok or min(value) < 0 or not math.isfinite(sum(value)) or sum(value) <= 0:
         raise HizkitError(
-            f"{where} must be 'em' or three non-negative numbers (low-z, high-z, brown "
+            f"{where} must be 'sky', 'em' or three non-negative numbers (low-z, high-z, brown "
             f"dwarf), got {value!r}"
         )
     return tuple(float(v) / sum(value) for v in value)
@@ -265,9 +266,11 @@ OPTIONS: tuple[Option, ...] = (
         "stated)", ("predict",), metavar="T",
     ),
     Option(
-        "predict", "priors", class_priors, "em",
-        "the field's class priors low-z,high-z,brown-dwarf (e.g. 0.875,0.12,0.005), or em: "
-        "estimated from the field's own outputs (default %(default)s)",
+        "predict", "priors", class_priors, "sky",
+        "the field's class priors: low-z,high-z,brown-dwarf (e.g. 0.875,0.12,0.005); sky: "
+        "those of the simulated field the model's rates were measured on (the default); em: "
+        "estimated from this field's own outputs (Saerens et al. 2002; wrong where the "
+        "field's sources differ from the training set's)",
         ("predict",), metavar="P,P,P",
     ),
     Option(

@@ -375,6 +375,7 @@ def selection_rates(calibrated: np.ndarray, field: Dataset | FieldTruth, measure
         "n_sources": len(t.truth),
         "rows": [*CLASSES, "other"],
         "counts": t.counts().tolist(),
+        "priors": t.priors().tolist(),
         "other_fraction": t.other_fraction,
         "thresholds": SELECTION_GRID.tolist(),
         "rates": rates,
@@ -388,11 +389,12 @@ def select(
     *,
     min_purity: float | None = MIN_PURITY,
     threshold: float | None = None,
-    priors: Sequence[float] | None = None,
+    priors: Sequence[float] | str = "sky",
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Candidate lists of a field from a model's raw probabilities (``hizkit predict``).
 
-    The field's priors (``priors``, or estimated from the calibrated outputs by EM) and
+    The field's priors (``priors``: numbers; ``"sky"``, those of the simulated field the
+    rates were measured on; ``"em"``, estimated from the calibrated outputs) and
     the probabilities moved to them (columns ``p_field_<class>``). Each list (high-z, brown
     dwarfs) takes the sources whose calibrated score (at the training prior) is at least
     ``threshold``, or, without one, the lowest threshold whose purity
@@ -404,13 +406,17 @@ def select(
     for the outputs to state."""
     calibrated = calibration.apply(proba)
     train_prior = np.asarray(calibration.train_prior)
+    priors_from = "given"
+    if priors == "sky" and selection is not None and "priors" in selection:
+        priors, priors_from = selection["priors"], f"the sky's, as in {selection['measured_on']}"
+    elif isinstance(priors, str):  # "em", or "sky" for a model that measured no field
+        priors = None
     if priors is None:
         priors, at_field = em_priors(calibrated, train_prior)
         priors_from = "EM on this field's calibrated outputs (Saerens et al. 2002)"
     else:
         priors = np.asarray(priors, dtype=float) / np.sum(priors)
         at_field = calibration.apply(proba, priors)
-        priors_from = "given"
     columns: dict[str, np.ndarray] = {
         f"p_field_{name}": at_field[:, i] for i, name in enumerate(CLASSES)
     }

@@ -57,7 +57,7 @@ class PredictSpec:
     n_sources: int
     min_purity: float | None = None
     threshold: float | None = None
-    priors: list[float] | None = None
+    priors: list[float] | str | None = None
 
     def differences(self, other: dict[str, Any]) -> list[str]:
         mine = json.loads(json.dumps(asdict(self)))
@@ -154,7 +154,7 @@ def predict_field(
     scheduler: str | None = None,
     min_purity: float | None = MIN_PURITY,
     threshold: float | None = None,
-    priors: Sequence[float] | None = None,
+    priors: Sequence[float] | str = "sky",
 ) -> pd.DataFrame:
     """Classify every source of the field; write the candidate files into ``out``.
 
@@ -182,7 +182,7 @@ def predict_field(
         n_sources=len(catalog),
         min_purity=min_purity,
         threshold=threshold,
-        priors=None if priors is None else [float(p) for p in priors],
+        priors=priors if isinstance(priors, str) else [float(p) for p in priors],
     )
     chunk_dir = out / "chunks"
     if resume:
@@ -483,8 +483,10 @@ def selection_lines(statement: dict[str, Any] | None) -> list[str]:
         return []
     names = {"highz": "high-z (z ≥ 4)", "brown_dwarf": "brown-dwarf"}
     priors = statement["priors"]
-    how = "given" if statement["priors_from"] == "given" else "from this field's outputs (EM)"
-    lines = [f"field priors {how}: " + ", ".join(f"{c} {100 * p:.2f} %" for c, p in priors.items())]
+    how = statement["priors_from"]
+    lines = [
+        f"field priors ({how}): " + ", ".join(f"{c} {100 * p:.2f} %" for c, p in priors.items())
+    ]
     for name, entry in statement["lists"].items():
         text = f"{names.get(name, name)} list: {entry['n_selected']} sources, {entry['rule']}"
         if entry["expected_purity"] is not None:

@@ -149,9 +149,15 @@ def test_predict_selects_at_a_stated_purity_that_holds_on_another_field(tmp_path
     model = hizkit.train(train_data, "logistic")["logistic"]
     assert model.manifest["calibration"]["temperature"] > 0
     assert set(model.selection["rates"]) == {"highz", "brown_dwarf"}
-    table = predict_field(model, FieldSource(), None, tmp_path / "p", min_purity=0.9)
+    # by default the priors are the sky's of the field the rates come from (20/174) ...
+    predict_field(model, FieldSource(), None, tmp_path / "sky", min_purity=0.9)
+    statement = json.loads((tmp_path / "sky" / "selection.json").read_text())
+    assert statement["priors"]["highz"] == pytest.approx(20 / 171)
+    assert statement["priors_from"].startswith("the sky's")
+    # ... or EM's estimate from the target's own outputs (this field has 40/194)
+    table = predict_field(model, FieldSource(), None, tmp_path / "p", min_purity=0.9, priors="em")
     statement = json.loads((tmp_path / "p" / "selection.json").read_text())
-    assert statement["priors"]["highz"] == pytest.approx(40 / 194, abs=0.05)  # EM, not 20/174
+    assert statement["priors"]["highz"] == pytest.approx(40 / 194, abs=0.05)
     stated = statement["lists"]["highz"]["expected_purity"]
     assert stated >= 0.9
     chosen = table["selected_highz"].to_numpy(bool)
