@@ -292,7 +292,7 @@ def field_sections(result: BenchResult) -> dict[str, dict[str, Any]]:
 
 
 FIELD_HEAD = [
-    "classifier", "selected", "purity %", "completeness %", "purity S/N≥10 %",
+    "classifier", "selected (on the sky)", "purity %", "completeness %", "purity S/N≥10 %",
     "compl. S/N≥10 %", "catastrophic-only purity S/N≥10 %", "purity S/N 5-10 %",
     "purity at compl. 50 / 80 %", "at min purity: stated / achieved / compl. %", "ECE raw → cal.",
 ]  # fmt: skip
@@ -309,7 +309,7 @@ def field_rows(sections: dict[str, dict[str, Any]], name: str) -> list[list[str]
         rows.append(
             [
                 label,
-                f"{a['weight_selected']:.0f}",
+                f"{a['n_selected']} ({a['weight_selected']:.3g})",
                 _pct(a["purity"]),
                 _pct(a["completeness"]),
                 _pct(hi["purity"]),
