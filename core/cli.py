@@ -364,9 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Sources flow in chunks (cutouts -> preprocessors -> classifier -> rows), so memory "
             "does not grow with the catalog; each finished chunk is saved and an interrupted run "
             "continues with --resume. Writes candidates.fits/.csv (id, ra, dec, p_lowz, p_highz, "
-            "p_brown_dwarf, predicted, z_phot when the catalog has one, flags), candidates.reg "
-            "(DS9) and candidates.html (the most probable high-z galaxies and brown dwarfs with "
-            "their cutouts). No labels, photo-z or quality cuts are needed.",
+            "p_brown_dwarf, predicted, z_phot when the catalog has one, flags; p_field_* at the "
+            "field's priors, score_* and the lists selected_highz and selected_brown_dwarf, drawn "
+            "at --min-purity or --threshold), selection.json (priors, thresholds, expected "
+            "purity and completeness of each list), candidates.reg (DS9: the lists) and "
+            "candidates.html (each list's most probable members with their cutouts). No labels, "
+            "photo-z or quality cuts are needed.",
             width=88,
         ),
         epilog="examples:\n"
