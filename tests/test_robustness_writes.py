@@ -97,10 +97,10 @@ def _bench(cli, out: Path):  # noqa: F811
 
 
 def test_out_taken_during_the_run(cli, tmp_path, monkeypatch):  # noqa: F811
-    import hizkit.bench
+    import hizkit.cli
 
     out = tmp_path / "r"
-    real = hizkit.bench.run_benchmark
+    real = hizkit.cli.run_benchmark
 
     def and_meanwhile(*args, **kwargs):
         result = real(*args, **kwargs)
@@ -108,7 +108,7 @@ def test_out_taken_during_the_run(cli, tmp_path, monkeypatch):  # noqa: F811
         (out / "results.json").write_text("{}")
         return result
 
-    monkeypatch.setattr(hizkit.bench, "run_benchmark", and_meanwhile)
+    monkeypatch.setattr(hizkit.cli, "run_benchmark", and_meanwhile)
     rc, err = _bench(cli, out)
     assert rc == 0, err
     assert "r-2" in err and (tmp_path / "r-2" / "results.json").stat().st_size > 100
