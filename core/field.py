@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from hizkit.calibration import Calibration, classwise_ece, em_priors
+from hizkit.calibration import Calibration, classwise_ece, em_priors, shift_priors
 from hizkit.cuts import detection_magnitude, detection_snr
 from hizkit.dataset import CLASSES, Dataset
 from hizkit.errors import HizkitError
@@ -167,16 +167,6 @@ def calibrate(
     return Calibration.fit(valid_proba, valid_y, prior)
 
 
-def at_field_priors(
-    proba: np.ndarray, calibration: Calibration, weights: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(priors, proba)``: the field's priors estimated by EM from the calibrated outputs
-    (``weights``: the importance weights of a simulated field; None on a real one) and
-    the probabilities moved to them."""
-    calibrated = calibration.apply(proba)
-    return em_priors(calibrated, np.asarray(calibration.train_prior), weights=weights)
-
-
 def _curve(score: np.ndarray, truth: np.ndarray, c: int, w: np.ndarray) -> dict[str, list]:
     precision, recall, thresholds = precision_recall(score, truth, c, w)
     if len(thresholds) > CURVE_POINTS:
@@ -248,11 +238,12 @@ def evaluate(
     proba = np.asarray(proba, dtype=float)
     w = t.weight
     true_priors = t.priors()
-    estimated, _ = at_field_priors(proba, calibration, w)
     calibrated = calibration.apply(proba)
+    train_prior = np.asarray(calibration.train_prior)
+    estimated, _ = em_priors(calibrated, train_prior, weights=w)
     # the operating point at the field's priors, given (a simulation knows them); how
     # well EM finds them from the outputs alone is reported beside them
-    at_field = calibration.apply(proba, true_priors)
+    at_field = shift_priors(calibrated, train_prior, true_priors)
     predicted = np.argmax(at_field, axis=1)
     half = halves(t.truth, seed)
     out: dict[str, Any] = {
@@ -290,7 +281,7 @@ def evaluate(
         # outputs (what hizkit predict does on a real field)
         fit, use = half, ~half
         sub = t.take(use)
-        em_use, _ = em_priors(calibrated[use], np.asarray(calibration.train_prior), weights=w[use])
+        em_use, _ = em_priors(calibrated[use], train_prior, weights=w[use])
         other = t.take(fit).other_fraction  # known from the rates' sample, as in predict
         given, estimated = with_other(sub.priors(), other), with_other(em_use, other)
         for key, priors in (("at_min_purity", given), ("at_min_purity_em", estimated)):
@@ -416,7 +407,7 @@ def select(
         priors_from = "EM on this field's calibrated outputs (Saerens et al. 2002)"
     else:
         priors = np.asarray(priors, dtype=float) / np.sum(priors)
-        at_field = calibration.apply(proba, priors)
+        at_field = shift_priors(calibrated, train_prior, priors)
     columns: dict[str, np.ndarray] = {
         f"p_field_{name}": at_field[:, i] for i, name in enumerate(CLASSES)
     }
